@@ -1,0 +1,64 @@
+"""A watchdog that stops the course's servers when the process that started them dies.
+
+`atexit` handlers do not run when a Jupyter kernel is killed (SIGKILL on "Restart kernel",
+an out-of-memory kill, a crashed interpreter), so a kernel cannot be trusted to stop its own
+servers. Instead the launcher starts this small process once per kernel and keeps a pipe to
+its standard input. The launcher writes one line per server it starts (``add PGID``) and one
+per server it stops (``remove PGID``). When the pipe reaches end-of-file, whichever way the
+kernel died, the reaper terminates every process group still registered, then exits.
+
+Each server runs in its own session (and so its own process group), which lets the reaper
+stop a server together with its children: nginx's workers, uvicorn's reloader, and so on.
+The reaper runs in a session of its own too, so that killing the kernel's process group
+does not take the reaper down before it has done its job.
+
+Run as ``python -m server.reaper``; it is never imported by the notebooks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+GRACE_SECONDS = 3.0
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def terminate_groups(pgids: set[int], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM every group, wait up to `grace` seconds, then SIGKILL what is left."""
+    for pgid in pgids:
+        if _alive(pgid):
+            os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in pgids):
+        time.sleep(0.05)
+    for pgid in pgids:
+        if _alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def main() -> None:
+    # The kernel may be interrupted (Ctrl-C in a cell sends SIGINT to its group); the reaper
+    # lives in its own session, but ignore SIGINT anyway so only end-of-file stops it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    groups: set[int] = set()
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        if command == "add" and value.isdigit():
+            groups.add(int(value))
+        elif command == "remove" and value.isdigit():
+            groups.discard(int(value))
+    terminate_groups(groups)
+
+
+if __name__ == "__main__":
+    main()

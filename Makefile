@@ -1,0 +1,44 @@
+# The course's tasks. `make lab` to learn, `make test` to check everything CI checks.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+NBVAL  := --nbval-current-env --nbval-cell-timeout=300
+# Jupyter refuses to run as root unless told; containers and CI often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+export JUPYTER_PLATFORM_DIRS := 1
+
+.PHONY: setup lab test test-unit test-solutions test-notebooks lint notebooks solutions bench
+
+setup:  ## the virtualenv, the pinned packages, nginx and redis-server
+	@tools/setup.sh
+
+lab: setup  ## set up, then open the course in JupyterLab
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.default_url=/lab/tree/notebooks/00_setup.ipynb
+
+test:  ## set up, then run every check CI runs
+	@tools/setup.sh chromium
+	$(MAKE) --no-print-directory lint test-unit test-solutions test-notebooks
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) tools/make_learner.py --check
+
+test-unit:  ## unit, end-to-end and browser tests of server/
+	$(PYTEST) tests
+
+test-solutions:  ## the solved notebooks, outputs compared with the committed ones
+	$(PYTEST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
+
+test-notebooks:  ## the learner copies, no exercise done, run for errors
+	$(PYTEST) $(NBVAL) --nbval-lax notebooks
+
+notebooks:  ## regenerate the learner copies from solutions/
+	$(PY) tools/make_learner.py
+
+solutions:  ## re-execute the solved notebooks in place (then review the diff)
+	$(PY) tools/run_solutions.py $(NB)
+
+bench:
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

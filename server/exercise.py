@@ -1,0 +1,62 @@
+"""Checking a learner's exercise without ever breaking their notebook.
+
+An exercise in this course is a function the learner writes. In the learner's copy its body is
+a stub that raises `NotImplementedError`. A check cell calls
+
+    build_request = check(build_request, test_build_request, reference=http.build_request)
+
+which runs the test against the learner's function and prints one line: passed, failed (with
+what went wrong), or not attempted. It never raises. It returns the function later cells
+should use: the learner's when it passed, otherwise the reference implementation from
+`server/`, so an unsolved exercise never breaks the rest of the lesson.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Outcome(Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_ATTEMPTED = "not attempted"
+
+
+def run_check(func: Callable[..., Any], test: Callable[[Callable[..., Any]], object]) -> Outcome:
+    """Run `test(func)` and print the outcome; `test` asserts what must hold."""
+    name = getattr(func, "__name__", "exercise")
+    try:
+        test(func)
+    except NotImplementedError:
+        print(f"⏳ {name}: not attempted yet. Replace the `raise NotImplementedError` and rerun.")
+        return Outcome.NOT_ATTEMPTED
+    except AssertionError as failure:
+        print(f"❌ {name}: failed. {failure or 'an assertion did not hold'}")
+        return Outcome.FAILED
+    except Exception as error:  # a learner's bug must not stop the notebook
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        print(
+            f"❌ {name}: raised {type(error).__name__}: {error} "
+            f"(line {where.lineno} of {where.name})"
+        )
+        return Outcome.FAILED
+    print(f"✅ {name}: passed.")
+    return Outcome.PASSED
+
+
+def check(func: F, test: Callable[[F], object], *, reference: F) -> F:
+    """Check `func` with `test`; return it if it passed, else `reference` (and say so)."""
+    if run_check(func, test) is Outcome.PASSED:
+        return func
+    print(f"   The rest of this notebook uses the reference `{_qualified(reference)}`.")
+    return reference
+
+
+def _qualified(func: Callable[..., Any]) -> str:
+    module = getattr(func, "__module__", "")
+    return f"{module}.{func.__qualname__}" if module else func.__qualname__

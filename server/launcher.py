@@ -13,7 +13,7 @@ measuring it, and cannot be killed. A subprocess has its own log file and its ow
 Guarantees, each tested in tests/test_launcher.py:
 
 - Readiness is polled (an HTTP request, or PING for redis), never guessed with a sleep.
-- A uvicorn app gets an already-bound socket (`uvicorn --fd`), so "free port" cannot race.
+- A port is checked before a server starts: a busy one is a clear error, not a hang.
 - Logs go to a file per server (`server.log_path`, `server.log_tail()`), never to the cell.
 - Clear errors: `PortInUseError`, `BinaryNotFoundError` (with the install line for this
   platform), `ServerCrashedError` (with the end of its log), `ReadinessTimeoutError`.
@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import http.client
 import os
 import platform
@@ -155,24 +156,31 @@ def start_app(
 ) -> Server:
     """Run an ASGI app, given as an import string like `"server.streaming:app"`, under uvicorn.
 
-    The socket is bound here and handed to uvicorn (`--fd`), so a busy port fails at once with
-    `PortInUseError`, and `port=None` (any free port) cannot race with another process.
+    With `port=None` the OS picks a free port. Another process could take it in the instant
+    before uvicorn binds it; that shows up as a crash with "address already in use", and the
+    launcher simply tries another port.
+
+    (Why not bind the socket here and pass it with `uvicorn --fd`? uvicorn wraps an inherited
+    socket as AF_UNIX, so asyncio never sets TCP_NODELAY on its connections, and every
+    keep-alive response then waits ~40 ms for a delayed ACK. Lesson 01 would measure that.)
     """
-    sock = _bind(host, port)
-    try:
+    for attempt in range(3):
+        chosen = _check_port_free(host, port)
         command = [
             sys.executable, "-m", "uvicorn", app,
-            "--fd", str(sock.fileno()),
+            "--host", host, "--port", str(chosen),
             "--timeout-graceful-shutdown", "1",
             *args,
         ]  # fmt: skip
-        server = _spawn(
-            name or app, command, sock.getsockname()[1], host, env=env, pass_fds=(sock.fileno(),)
-        )
-    finally:
-        sock.close()  # the child has its own copy now
-    _wait_ready(server, timeout, lambda: _http_answers(host, server.port, ready_path))
-    return server
+        server = _spawn(name or app, command, chosen, host, env=env)
+        try:
+            _wait_ready(server, timeout, functools.partial(_http_answers, host, chosen, ready_path))
+        except PortInUseError:
+            if port is not None or attempt == 2:
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
 
 
 def start_nginx(
@@ -314,7 +322,7 @@ def render_nginx_config(**values: str) -> str:
 
 def _bind(host: str, port: int | None) -> socket.socket:
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers themselves do
     try:
         sock.bind((host, port or 0))
     except OSError as error:
@@ -322,8 +330,6 @@ def _bind(host: str, port: int | None) -> socket.socket:
         if error.errno == errno.EADDRINUSE:
             raise _port_in_use(host, port or 0) from None
         raise
-    sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -350,7 +356,6 @@ def _spawn(
     host: str,
     *,
     env: Mapping[str, str] | None = None,
-    pass_fds: Sequence[int] = (),
     workdir: Path | None = None,
 ) -> Server:
     safe_name = re.sub(r"[^\w.-]+", "_", name)
@@ -364,7 +369,6 @@ def _spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            pass_fds=pass_fds,
             start_new_session=True,  # its own process group: stop() takes its children too
         )
     server = Server(name, process, port, log_path, host=host, workdir=workdir)

@@ -1,0 +1,47 @@
+"""The small server lessons 00 and 01 talk to by hand: a page, a chunked stream, a WebSocket.
+
+    start_app("server.http_demo:app")
+
+- `GET /hello`: a fixed short text with a `Content-Length` (the ordinary response).
+- `GET /chunks?n=5&interval=0.2`: a body sent in pieces as it is produced. With no length
+  known in advance, HTTP/1.1 frames it with `Transfer-Encoding: chunked`.
+- `WS /echo`: a WebSocket that echoes text messages, to see the upgrade handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+app = FastAPI(title="HTTP basics demo")
+
+
+@app.get("/hello", response_class=PlainTextResponse)
+def hello() -> str:
+    return "Hello, HTTP!\n"
+
+
+@app.get("/chunks")
+def chunks(
+    n: int = Query(5, ge=1, le=1000), interval: float = Query(0.2, ge=0, le=10)
+) -> StreamingResponse:
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(1, n + 1):
+            yield f"piece {i} of {n}\n".encode()
+            if i < n:
+                await asyncio.sleep(interval)
+
+    return StreamingResponse(pieces(), media_type="text/plain")
+
+
+@app.websocket("/echo")
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass

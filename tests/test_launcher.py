@@ -1,0 +1,175 @@
+"""The launcher against real processes: readiness, logs, every error case, no orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server import launcher
+from server.launcher import (
+    BinaryNotFoundError,
+    LauncherError,
+    PortInUseError,
+    ReadinessTimeoutError,
+    ServerCrashedError,
+    start_app,
+    start_nginx,
+    start_redis,
+)
+from server.urls import browser_url
+
+APPS = str(Path(__file__).parent / "apps")
+
+
+def test_app_starts_answers_logs_and_stops() -> None:
+    with start_app("endless:app", args=["--app-dir", APPS]) as app:
+        assert app.running
+        assert app.url == f"http://127.0.0.1:{app.port}"
+        with httpx.stream("GET", app.url) as response:
+            assert response.headers["content-type"] == "text/event-stream"
+            assert next(response.iter_bytes()).startswith(b": ping")
+        assert "Uvicorn running" in app.log_tail()
+    assert not app.running
+    assert app not in launcher.running_servers()
+
+
+def test_stop_escalates_when_a_stream_keeps_uvicorn_waiting() -> None:
+    app = start_app("endless:app", args=["--app-dir", APPS])
+    with httpx.stream("GET", app.url) as response:
+        next(response.iter_bytes())
+        started = time.monotonic()
+        app.stop(timeout=1)
+        assert time.monotonic() - started < 4
+    assert not app.running
+
+
+def test_busy_port_is_a_clear_error() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(PortInUseError, match=rf"Port {port} .* in use.*port=None"):
+            start_app("endless:app", port=port, args=["--app-dir", APPS])
+        with pytest.raises(PortInUseError, match=str(port)):
+            start_redis(port=port)
+
+
+def test_app_that_crashes_at_start_shows_its_log() -> None:
+    with pytest.raises(ServerCrashedError, match=r"(?s)exited with code .*no_such_module"):
+        start_app("no_such_module:app")
+
+
+def test_app_that_never_gets_ready_times_out() -> None:
+    with pytest.raises(ReadinessTimeoutError, match=r"did not answer .* within 1 s"):
+        start_app("slow_start:app", args=["--app-dir", APPS], timeout=1)
+    assert launcher.running_servers() == []
+
+
+def test_missing_binary_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(launcher, "_EXTRA_BIN_DIRS", ())
+    monkeypatch.delenv("CONDA_PREFIX", raising=False)
+    with pytest.raises(BinaryNotFoundError, match=r"nginx was not found.*Install it with"):
+        start_nginx(["127.0.0.1:1"])
+
+
+def test_binary_override_must_be_executable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_SERVER_BIN", "/nonexistent/redis-server")
+    with pytest.raises(BinaryNotFoundError, match="REDIS_SERVER_BIN=/nonexistent"):
+        start_redis()
+
+
+@pytest.mark.nginx
+def test_nginx_proxies_to_an_app_and_rejects_a_bad_config() -> None:
+    with start_app("endless:app", args=["--app-dir", APPS]) as app:
+        with start_nginx([app]) as proxy, httpx.stream("GET", proxy.url) as response:
+            assert response.status_code == 200
+            assert next(response.iter_bytes()).startswith(b": ping")
+        assert "proxy_buffering off;" in (proxy.workdir / "nginx.conf").read_text()
+        with pytest.raises(LauncherError, match="unknown directive"):
+            start_nginx([app], location="no_such_directive on;")
+
+
+@pytest.mark.redis
+def test_redis_answers_ping() -> None:
+    with start_redis() as cache, socket.create_connection(("127.0.0.1", cache.port)) as sock:
+        assert cache.url.startswith("redis://127.0.0.1:")
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(16) == b"+PONG\r\n"
+
+
+def test_browser_url_locally_and_under_jupyterhub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    monkeypatch.delenv("COURSE_PROXY_PREFIX", raising=False)
+    assert browser_url(8000) == "http://127.0.0.1:8000/"
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    assert browser_url(8000, "page.html") == "/user/alice/proxy/8000/page.html"
+    monkeypatch.setenv("COURSE_PROXY_PREFIX", "/proxy/")
+    assert browser_url(8000, "/") == "/proxy/8000/"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead but not yet reaped by its parent; it holds no port.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.nginx
+@pytest.mark.redis
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads /proc to find orphans")
+def test_no_server_outlives_a_killed_kernel() -> None:
+    """Start servers from a real Jupyter kernel, SIGKILL the kernel, look for orphans."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    code = textwrap.dedent(f"""
+        from server.launcher import start_app, start_nginx, start_redis
+        app = start_app("endless:app", args=["--app-dir", {APPS!r}])
+        proxy = start_nginx([app])
+        cache = start_redis()
+        print(app.pid, proxy.pid, cache.pid)
+    """)
+    lines: list[str] = []
+
+    def collect(message: dict) -> None:
+        if message["msg_type"] == "stream":
+            lines.append(message["content"]["text"])
+
+    try:
+        reply = client.execute_interactive(code, timeout=60, output_hook=collect)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        leaders = [int(pid) for pid in "".join(lines).split()]
+        processes = [pid for leader in leaders for pid in _group_members(leader)]
+        assert len(processes) > len(leaders), "nginx should have a master and a worker"
+        assert all(_alive(pid) for pid in processes)
+        os.kill(manager.provisioner.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in processes if _alive(pid)] == []
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

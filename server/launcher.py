@@ -242,6 +242,28 @@ def start_redis(*, port: int | None = None, timeout: float = 10.0) -> Server:
     return server
 
 
+def start_python(
+    module: str,
+    args: Sequence[str] = (),
+    *,
+    port: int | None = None,
+    name: str | None = None,
+    timeout: float = 10.0,
+) -> Server:
+    """Run `python -m module *args`, a TCP server of the course's own (the wiretap, say).
+
+    In `args`, `{port}` becomes the chosen port and `{workdir}` a private temporary folder.
+    Ready when a TCP connection to the port succeeds.
+    """
+    port = _check_port_free(LOOPBACK, port)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{module.rsplit('.', 1)[-1]}-", dir=log_dir()))
+    filled = [a.format(port=port, workdir=workdir) for a in args]
+    command = [sys.executable, "-m", module, *filled]
+    server = _spawn(name or module, command, port, LOOPBACK, workdir=workdir)
+    _wait_ready(server, timeout, functools.partial(_tcp_answers, port))
+    return server
+
+
 def stop_all() -> None:
     """Stop every server this process started (runs at exit too)."""
     for server in _registry.servers():
@@ -414,6 +436,14 @@ def _http_answers(host: str, port: int, path: str) -> bool:
         return False
     finally:
         connection.close()
+
+
+def _tcp_answers(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _redis_answers(port: int) -> bool:

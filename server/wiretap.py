@@ -1,0 +1,213 @@
+"""A loopback TCP proxy that records every chunk that crosses it, and can misbehave on purpose.
+
+    tap = start_wiretap(app)                 # client -> tap.url -> app
+    httpx.get(tap.url + "/hello")
+    for record in tap.records():             # (seconds, connection, direction, bytes)
+        print(record)
+
+It sits between a client and a server and writes each read, as it happened, to a JSON-lines
+file: when it arrived, on which connection, in which direction ("up" is client to server,
+"down" server to client), and the exact bytes. Lessons use it to show what really crossed the
+wire and when: the raw request, where TCP split a stream, bursts caused by a buffering proxy.
+
+Faults, for reconnection and robustness lessons and tests (Toxiproxy does this for other
+stacks; this is small enough to read):
+
+- `delay`: seconds added before forwarding each chunk (a slow network),
+- `chunk_size`: forward the server's bytes in pieces of at most this many bytes, to put chunk
+  boundaries anywhere, even inside a UTF-8 character,
+- `cut_after`: close both sides of a connection once this many bytes went down,
+- `tap.cut()`: close every open connection now (the network failed).
+
+It runs as its own process (`python -m server.wiretap`), started through the launcher like
+every other server, so a cell that blocks on a socket cannot stall it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+from server.launcher import Server, start_python
+
+RECORDS = "records.jsonl"
+
+
+@dataclass(frozen=True)
+class Record:
+    seconds: float  # since the wiretap started
+    connection: int  # 1, 2, ... in the order connections were accepted
+    direction: str  # "up" (client to server), "down" (server to client), "open", "close"
+    data: bytes
+
+
+@dataclass
+class Wiretap:
+    """A running wiretap: where to connect, and what it recorded."""
+
+    server: Server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def records(self) -> list[Record]:
+        """Everything recorded so far, leaving out connections that carried no bytes (such as
+        the launcher's readiness check, which only connects)."""
+        assert self.server.workdir is not None
+        records = list(read_records(self.server.workdir / RECORDS))
+        talked = {r.connection for r in records if r.data}
+        return [r for r in records if r.connection in talked]
+
+    def cut(self) -> None:
+        """Close every connection open right now, as a failing network would."""
+        self.server.process.send_signal(signal.SIGUSR1)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Wiretap:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_wiretap(
+    upstream: Server | tuple[str, int],
+    *,
+    port: int | None = None,
+    delay: float = 0.0,
+    chunk_size: int = 0,
+    cut_after: int = 0,
+) -> Wiretap:
+    """Start a wiretap in front of `upstream` (a `Server`, or a `(host, port)` pair)."""
+    if isinstance(upstream, Server):
+        upstream = (upstream.host, upstream.port)
+    host, upstream_port = upstream
+    args = [
+        "--port", "{port}", "--upstream", f"{host}:{upstream_port}",
+        "--record", f"{{workdir}}/{RECORDS}",
+        "--delay", str(delay), "--chunk-size", str(chunk_size), "--cut-after", str(cut_after),
+    ]  # fmt: skip
+    return Wiretap(start_python("server.wiretap", args, port=port, name="wiretap"))
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        item = json.loads(line)
+        yield Record(item["t"], item["c"], item["d"], base64.b64decode(item["b"]))
+
+
+# --- the proxy itself (runs in the wiretap's own process) ---------------------------------
+
+
+class Proxy:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.upstream_host, _, port = args.upstream.rpartition(":")
+        self.upstream_port = int(port)
+        self.delay = args.delay
+        self.chunk_size = args.chunk_size
+        self.cut_after = args.cut_after
+        self.record_file = open(args.record, "a", buffering=1)  # noqa: SIM115 (lives with the process)
+        self.started = time.monotonic()
+        self.ids = count(1)
+        self.open: dict[int, tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = {}
+
+    def record(self, connection: int, direction: str, data: bytes = b"") -> None:
+        line = {
+            "t": round(time.monotonic() - self.started, 6),
+            "c": connection,
+            "d": direction,
+            "b": base64.b64encode(data).decode(),
+        }
+        self.record_file.write(json.dumps(line) + "\n")
+
+    async def handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        connection = next(self.ids)
+        try:
+            server_r, server_w = await asyncio.open_connection(
+                self.upstream_host, self.upstream_port
+            )
+        except OSError:
+            client_w.close()
+            return
+        self.open[connection] = (client_w, server_w)
+        self.record(connection, "open")
+        up = asyncio.create_task(self.pump(connection, "up", client_r, server_w))
+        down = asyncio.create_task(self.pump(connection, "down", server_r, client_w))
+        await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+        self.close(connection)
+        for task in (up, down):
+            task.cancel()
+
+    async def pump(
+        self, connection: int, direction: str, reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:  # fmt: skip
+        sent = 0
+        while data := await reader.read(65536):
+            self.record(connection, direction, data)
+            pieces = [data]
+            if direction == "down" and self.chunk_size:
+                size = self.chunk_size
+                pieces = [data[i : i + size] for i in range(0, len(data), size)]
+            for piece in pieces:
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                if direction == "down" and self.cut_after and sent + len(piece) > self.cut_after:
+                    writer.write(piece[: self.cut_after - sent])
+                    await writer.drain()
+                    return
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+
+    def close(self, connection: int) -> None:
+        writers = self.open.pop(connection, None)
+        if writers:
+            self.record(connection, "close")
+            for writer in writers:
+                writer.close()
+
+    def cut_all(self) -> None:
+        for connection in list(self.open):
+            self.close(connection)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    proxy = Proxy(args)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, proxy.cut_all)
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", args.port)
+    print(f"wiretap on 127.0.0.1:{args.port} -> {args.upstream}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Record and disturb TCP traffic on loopback.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True, help="host:port to forward to")
+    parser.add_argument("--record", required=True, help="JSON-lines file to append records to")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--chunk-size", type=int, default=0)
+    parser.add_argument("--cut-after", type=int, default=0)
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The course's own conventions, checked so that no lesson quietly drops them."""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import server
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+MAX_OUTPUT_LINES = 60  # "no walls of output"
+
+
+def _cells(path: Path) -> list[nbformat.NotebookNode]:
+    return nbformat.read(path, as_version=4).cells
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_lesson_opens_with_objectives_and_time(path: Path) -> None:
+    first = _cells(path)[0]
+    assert first.cell_type == "markdown"
+    assert first.source.startswith(f"# {path.stem[:2]} · "), "title: '# NN · Topic'"
+    assert re.search(r"\*\*You will:\*\*", first.source), "learning objectives"
+    assert re.search(r"\*\*Time:\*\* about \d+ minutes", first.source), "estimated time"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_lesson_ends_with_summary_stop_all_and_next_link(path: Path) -> None:
+    cells = _cells(path)
+    assert any(c.cell_type == "markdown" and "## Summary" in c.source for c in cells[-4:])
+    assert any(c.cell_type == "code" and "stop_all()" in c.source for c in cells[-3:])
+    number = int(path.stem[:2])
+    link = re.search(r"\[Next: (\d\d) · [^\]]+\]\((\d\d_\w+\.ipynb)\)", cells[-1].source)
+    if number < 11:
+        assert link, "the last cell links to the next lesson"
+        assert int(link.group(1)) == number + 1
+        assert link.group(2).startswith(f"{number + 1:02d}_")
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_no_cell_prints_a_wall_of_output(path: Path) -> None:
+    for index, cell in enumerate(_cells(path)):
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            lines = len("".join(text).splitlines())
+            assert lines <= MAX_OUTPUT_LINES, f"cell {index} prints {lines} lines"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solutions_are_executed_in_order(path: Path) -> None:
+    counts = [c.execution_count for c in _cells(path) if c.cell_type == "code"]
+    assert None not in counts, "every code cell of a solution is executed (make solutions)"
+    assert counts == sorted(counts), "executed top to bottom in one fresh kernel"
+
+
+def test_no_path_hacks_anywhere() -> None:
+    sources = [p.read_text() for p in (ROOT / "server").rglob("*.py")]
+    sources += [c.source for p in SOLUTIONS for c in _cells(p)]
+    assert not [s for s in sources if "sys.path" in s]
+
+
+def test_importing_the_package_starts_nothing() -> None:
+    """Every module of `server` imports without starting a process (a server, the reaper)."""
+    names = [m.name for m in pkgutil.iter_modules(server.__path__, "server.")]
+    code = textwrap.dedent(f"""
+        import importlib, os, pathlib
+        for name in {names!r}:
+            importlib.import_module(name)
+        children = []
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = stat.read_text().rsplit(") ", 1)[1].split()[1]
+            except OSError:  # the process ended while we looked
+                continue
+            if parent == str(os.getpid()):
+                children.append(stat.parent.name)
+        assert children == [], children
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr

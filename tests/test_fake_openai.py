@@ -1,0 +1,292 @@
+"""The local OpenAI-compatible server, checked with the real `openai` client, sync and async.
+
+The wire format is checked against the `openai` package itself: its SSE decoder and stream
+classes parse every response, and every JSON payload is validated (not just constructed) with
+the package's own pydantic types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pydantic
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
+
+from server import fake_openai
+from server.launcher import Server, start_app
+from server.sse import Decoder
+
+HELLO = "안녕하세요, 자기소개 해주세요."
+HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
+FAST = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[Server]:
+    with start_app("server.fake_openai:app", env=FAST, name="fake_openai") as server:
+        yield server
+
+
+def client(server: Server, **kwargs) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0, **kwargs)
+
+
+def async_client(server: Server) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0)
+
+
+def stats(server: Server) -> dict[str, int]:
+    return httpx.get(f"{server.url}/stats").json()
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+def test_tokens_join_back_to_the_text() -> None:
+    assert fake_openai.tokenize(HELLO_REPLY)[:3] == ["안", "녕", "하"]
+    for text in (HELLO_REPLY, fake_openai.reply_for("hi"), "a  b\tc 한 글자"):
+        assert "".join(fake_openai.tokenize(text)) == text
+
+
+def test_reply_is_deterministic_per_prompt_and_seed() -> None:
+    assert fake_openai.reply_for(HELLO) == HELLO_REPLY
+    assert fake_openai.reply_for("hi", seed=1) == fake_openai.reply_for("hi", seed=1)
+    assert fake_openai.reply_for("hi", seed=1) != fake_openai.reply_for("hi", seed=2)
+    assert len(fake_openai.tokenize(fake_openai.reply_for("hi", tokens=200))) >= 200
+
+
+# --- Chat Completions --------------------------------------------------------------------
+
+
+def test_chat_not_streamed_answers_the_seeds_prompt(llm: Server) -> None:
+    reply = client(llm).chat.completions.create(model="fake-llm", messages=user(HELLO))
+    assert reply.choices[0].message.content == HELLO_REPLY
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage is not None and reply.usage.completion_tokens == len(
+        fake_openai.tokenize(HELLO_REPLY)
+    )
+
+
+def test_chat_streamed_deltas_join_to_the_unstreamed_text(llm: Server) -> None:
+    whole = client(llm).chat.completions.create(model="m", messages=user("hi"), seed=7)
+    chunks = list(
+        client(llm).chat.completions.create(model="m", messages=user("hi"), seed=7, stream=True)
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks][-2:] == [None, "stop"]
+    assert all(c.usage is None for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == whole.choices[0].message.content
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_chat_usage_chunk_when_asked(llm: Server) -> None:
+    chunks = list(
+        client(llm).chat.completions.create(
+            model="m", messages=user(HELLO), stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == len(fake_openai.tokenize(HELLO_REPLY))
+
+
+def test_chat_max_tokens_stops_with_length(llm: Server) -> None:
+    reply = client(llm).chat.completions.create(model="m", messages=user("hi"), max_tokens=5)
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None and reply.usage.completion_tokens == 5
+
+
+def test_chat_async_client_streams(llm: Server) -> None:
+    async def main() -> tuple[str, str]:
+        async with async_client(llm) as aclient:
+            whole = await aclient.chat.completions.create(model="m", messages=user("hey"))
+            stream = await aclient.chat.completions.create(
+                model="m", messages=user("hey"), stream=True
+            )
+            parts = [c.choices[0].delta.content or "" async for c in stream]
+            return whole.choices[0].message.content or "", "".join(parts)
+
+    whole, streamed = asyncio.run(main())
+    assert streamed == whole != ""
+
+
+def test_chat_wire_format_matches_the_openai_types(llm: Server) -> None:
+    body = {"model": "m", "messages": user(HELLO), "stream": True}
+    headers = {"authorization": "Bearer sk-test"}
+    raw = httpx.post(f"{llm.url}/v1/chat/completions", json=body, headers=headers)
+    assert raw.headers["content-type"].startswith("text/event-stream")
+    assert raw.content.endswith(b"data: [DONE]\n\n")
+    events = Decoder().feed(raw.content)
+    assert events[-1].data == "[DONE]"
+    chunks = [ChatCompletionChunk.model_validate_json(e.data) for e in events[:-1]]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == HELLO_REPLY
+    whole = httpx.post(
+        f"{llm.url}/v1/chat/completions", json={**body, "stream": False}, headers=headers
+    )
+    ChatCompletion.model_validate(whole.json())
+
+
+# --- Responses ---------------------------------------------------------------------------
+
+RESPONSE_EVENTS = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+def test_responses_not_streamed(llm: Server) -> None:
+    reply = client(llm).responses.create(
+        model="m", instructions="2문장 이내로 대답해줘.", input=HELLO
+    )
+    assert reply.output_text == HELLO_REPLY
+    assert reply.status == "completed"
+    assert reply.usage is not None and reply.usage.output_tokens == len(
+        fake_openai.tokenize(HELLO_REPLY)
+    )
+
+
+def test_responses_streamed_events_in_order(llm: Server) -> None:
+    events = list(client(llm).responses.create(model="m", input="hi", stream=True))
+    kinds = [e.type for e in events]
+    assert [k for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1]] == RESPONSE_EVENTS
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == client(llm).responses.create(model="m", input="hi").output_text
+
+
+def test_responses_stream_helper_sync_and_async(llm: Server) -> None:
+    with client(llm).responses.stream(model="m", input=HELLO) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == HELLO_REPLY
+
+    async def main() -> str:
+        async with (
+            async_client(llm) as aclient,
+            aclient.responses.stream(model="m", input=HELLO) as astream,
+        ):
+            return (await astream.get_final_response()).output_text
+
+    assert asyncio.run(main()) == HELLO_REPLY
+
+
+def test_responses_wire_format_matches_the_openai_types(llm: Server) -> None:
+    headers = {"authorization": "Bearer sk-test"}
+    body = {"model": "m", "input": [{"role": "user", "content": "hi"}], "stream": True}
+    raw = httpx.post(f"{llm.url}/v1/responses", json=body, headers=headers)
+    adapter = pydantic.TypeAdapter(ResponseStreamEvent)
+    for event in Decoder().feed(raw.content):
+        parsed = adapter.validate_json(event.data)
+        assert event.event == parsed.type  # the SSE event name repeats the JSON type
+    whole = httpx.post(f"{llm.url}/v1/responses", json={**body, "stream": False}, headers=headers)
+    Response.model_validate(whole.json())
+
+
+def test_models(llm: Server) -> None:
+    assert "fake-llm" in [m.id for m in client(llm).models.list()]
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def test_bad_or_missing_key_is_a_401(llm: Server) -> None:
+    bad = openai.OpenAI(base_url=f"{llm.url}/v1", api_key=fake_openai.BAD_KEY, max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        bad.chat.completions.create(model="m", messages=user("hi"))
+    assert caught.value.code == "invalid_api_key"
+    missing = httpx.post(f"{llm.url}/v1/responses", json={"model": "m", "input": "hi"})
+    assert missing.status_code == 401
+    assert "didn't provide an API key" in missing.json()["error"]["message"]
+
+
+def test_429_has_retry_after_and_the_client_retries(llm: Server) -> None:
+    before = stats(llm)["requests"]
+    retrying = client(llm).with_options(max_retries=2)
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as caught:
+        retrying.chat.completions.create(
+            model="m",
+            messages=user("hi"),
+            extra_headers={"x-fake-status": "429", "x-fake-retry-after": "0.05"},
+        )
+    assert caught.value.response.headers["retry-after"] == "1"
+    assert caught.value.response.headers["retry-after-ms"] == "50"
+    assert stats(llm)["requests"] - before == 3  # one try and two retries
+    assert time.monotonic() - started < 5  # it waited the 50 ms asked for, not seconds
+
+
+def test_failure_in_the_middle_of_a_chat_stream(llm: Server) -> None:
+    before = stats(llm)["failed"]
+    parts = []
+    stream = client(llm).chat.completions.create(
+        model="m", messages=user("hi"), stream=True, extra_headers={"x-fake-fail-after": "3"}
+    )
+    with pytest.raises(openai.APIError, match="middle of the stream"):
+        for chunk in stream:
+            parts.append(chunk.choices[0].delta.content or "")
+    assert len([p for p in parts if p]) == 3
+    assert stats(llm)["failed"] == before + 1
+
+
+def test_failure_in_the_middle_of_a_responses_stream(llm: Server) -> None:
+    events = list(
+        client(llm).responses.create(
+            model="m", input="hi", stream=True, extra_headers={"x-fake-fail-after": "2"}
+        )
+    )
+    assert [e.type for e in events][-2:] == ["error", "response.failed"]
+    assert events[-1].response.error is not None
+    assert sum(e.type == "response.output_text.delta" for e in events) == 2
+
+
+# --- timing and cancellation ---------------------------------------------------------------
+
+
+def test_time_to_first_token_and_rate_are_as_configured(llm: Server) -> None:
+    headers = {"x-fake-ttft": "0.3", "x-fake-tps": "50"}
+    started = time.monotonic()
+    arrivals = []
+    for chunk in client(llm).chat.completions.create(
+        model="m", messages=user(HELLO), stream=True, extra_headers=headers
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic() - started)
+    tokens = len(fake_openai.tokenize(HELLO_REPLY))
+    assert 0.3 <= arrivals[0] < 1.0, arrivals[0]
+    assert 0.3 + (tokens - 1) / 50 <= arrivals[-1] < 2.0, arrivals[-1]
+
+
+def test_a_client_that_leaves_cancels_the_generation(llm: Server) -> None:
+    before = stats(llm)
+    body = {"model": "m", "messages": user("hi"), "stream": True}
+    headers = {"authorization": "Bearer sk-test", "x-fake-tps": "20"}
+    with httpx.stream("POST", f"{llm.url}/v1/chat/completions", json=body, headers=headers) as r:
+        lines = r.iter_lines()
+        assert json.loads(next(lines).removeprefix("data: "))["object"] == "chat.completion.chunk"
+        assert stats(llm)["active"] == before["active"] + 1
+    deadline = time.monotonic() + 0.5
+    while stats(llm)["cancelled"] == before["cancelled"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    after = stats(llm)
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["active"] == before["active"]

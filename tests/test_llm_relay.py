@@ -1,0 +1,206 @@
+"""The LLM relay against the local OpenAI-compatible server, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionChunk
+
+from server import fake_openai, llm_relay
+from server.launcher import Server, start_app
+from server.llm_stream import assemble_reply
+from server.sse import Decoder, Event
+
+HELLO = "안녕하세요, 자기소개 해주세요."
+HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
+NO_DOTENV = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "OPENAI_MODEL": ""}
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[Server]:
+    env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
+    with start_app("server.fake_openai:app", env=env, name="fake_openai") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def relay(llm: Server) -> Iterator[Server]:
+    env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test"}
+    with start_app("server.llm_relay:app", env=env, name="llm_relay") as server:
+        yield server
+
+
+def relay_to(serve: Callable[..., Server], llm: Server, **env: str) -> Server:
+    env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", **env}
+    return serve("server.llm_relay:app", env=env)
+
+
+def events(response: httpx.Response) -> list[Event]:
+    decoder = Decoder()
+    return [e for chunk in response.iter_bytes() for e in decoder.feed(chunk)]
+
+
+def text_of(received: list[Event]) -> str:
+    return "".join(json.loads(e.data)["delta"] for e in received if e.event == "message")
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def test_upstream_from_env() -> None:
+    local = llm_relay.upstream_from_env({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert local is not None and local.base_url == "http://127.0.0.1:9/v1"
+    assert local.api_key == llm_relay.LOCAL_KEY and "127.0.0.1:9" in local.label
+    cloud = llm_relay.upstream_from_env({"OPENAI_API_KEY": "sk-x", "OPENAI_MODEL": "gpt-x"})
+    assert cloud is not None and cloud.base_url is None and cloud.model == "gpt-x"
+    assert "OpenAI" in cloud.label
+    assert llm_relay.upstream_from_env({"OPENAI_API_KEY": " ", "OPENAI_BASE_URL": ""}) is None
+
+
+def test_upstream_from_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-from-file\nOPENAI_MODEL=from-file\n")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_MODEL", "from-env")  # the environment wins over the file
+    upstream = llm_relay.upstream_from_env(dotenv=str(tmp_path / ".env"))
+    assert upstream is not None
+    assert (upstream.api_key, upstream.model) == ("sk-from-file", "from-env")
+
+
+# --- the relay generator, without a network ----------------------------------------------------
+
+
+def chunk(content: str | None = None, finish: str | None = None) -> ChatCompletionChunk:
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
+    return ChatCompletionChunk.model_validate(
+        {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+         "choices": [choice]}
+    )  # fmt: skip
+
+
+async def collect(chunks: list[ChatCompletionChunk], fail: bool = False) -> list[Event]:
+    async def source() -> AsyncIterator[ChatCompletionChunk]:
+        for c in chunks:
+            yield c
+        if fail:
+            raise openai.APIError("boom", request=httpx.Request("POST", "http://x"), body=None)
+
+    decoder = Decoder()
+    return [e async for piece in llm_relay.relay_events(source()) for e in decoder.feed(piece)]
+
+
+def test_relay_events_forwards_deltas_then_done() -> None:
+    got = asyncio.run(collect([chunk(""), chunk("a"), chunk("b\nc"), chunk(None, "stop")]))
+    assert [e.event for e in got] == ["message", "message", "done"]
+    assert text_of(got) == "ab\nc"
+    assert json.loads(got[-1].data) == {"finish_reason": "stop", "usage": None}
+
+
+def test_relay_events_turns_a_failure_into_an_error_event() -> None:
+    got = asyncio.run(collect([chunk("a")], fail=True))
+    assert [e.event for e in got] == ["message", "error"]
+    assert "boom" in json.loads(got[-1].data)["message"]
+
+
+def test_assemble_reply_keeps_usage() -> None:
+    usage_chunk = chunk().model_copy(
+        update={"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
+    )
+    reply = assemble_reply([chunk("x"), chunk("y", "length"), usage_chunk])
+    assert (reply.text, reply.finish_reason) == ("xy", "length")
+
+
+# --- end to end --------------------------------------------------------------------------------
+
+
+def test_get_chat_streams_the_reply(relay: Server) -> None:
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-accel-buffering"] == "no"
+        received = events(response)
+    assert text_of(received) == HELLO_REPLY
+    done = json.loads(received[-1].data)
+    assert received[-1].event == "done" and done["finish_reason"] == "stop"
+    assert done["usage"]["completion_tokens"] == len(fake_openai.tokenize(HELLO_REPLY))
+
+
+def test_post_chat_takes_a_conversation(relay: Server) -> None:
+    messages = [
+        {"role": "system", "content": "2문장 이내로 대답해줘."},
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": HELLO},
+    ]
+    with httpx.stream("POST", f"{relay.url}/chat", json={"messages": messages}) as response:
+        assert text_of(events(response)) == HELLO_REPLY
+    bad = httpx.post(f"{relay.url}/chat", json={"messages": [{"role": "robot", "content": ""}]})
+    assert bad.status_code == 422
+
+
+def test_config_and_chat_page(relay: Server, llm: Server) -> None:
+    config = httpx.get(f"{relay.url}/config").json()
+    assert config == {"upstream": f"the server at {llm.url}/v1", "model": "gpt-4o-mini"}
+    page = httpx.get(f"{relay.url}/").text
+    assert '<script src="chat.js">' in page  # relative: works behind a proxy prefix
+    script = httpx.get(f"{relay.url}/chat.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "textContent" in script.text and "innerHTML" not in script.text.replace(
+        "never innerHTML", ""
+    )
+
+
+def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> None:
+    slow = serve("server.fake_openai:app", env={"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "10"})
+    relay = relay_to(serve, slow)
+
+    def stats() -> dict[str, int]:
+        return httpx.get(f"{slow.url}/stats").json()
+
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
+        pieces = response.iter_bytes()
+        assert next(pieces).startswith(b"data: ")  # the first delta has arrived
+        assert stats()["active"] == 1
+        # Leaving the `with` block closes the connection, like a browser tab closing.
+    left = time.monotonic()
+    while stats()["cancelled"] == 0 and time.monotonic() - left < 0.5:
+        time.sleep(0.01)
+    assert stats() | {"requests": 0, "tokens": 0} == {
+        "requests": 0, "active": 0, "completed": 0, "cancelled": 1, "failed": 0, "tokens": 0,
+    }  # fmt: skip
+
+
+def test_failure_mid_stream_becomes_an_error_event(serve: Callable[..., Server]) -> None:
+    failing = serve("server.fake_openai:app", env={"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0",
+                                                   "FAKE_OPENAI_FAIL_AFTER": "3"})  # fmt: skip
+    relay = relay_to(serve, failing)
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
+        assert response.status_code == 200
+        received = events(response)
+    assert [e.event for e in received] == ["message"] * 3 + ["error"]
+    assert text_of(received) == "안녕하"
+    assert "The reply above is incomplete" in json.loads(received[-1].data)["message"]
+
+
+def test_rejected_key_is_a_clear_error(serve: Callable[..., Server], llm: Server) -> None:
+    relay = relay_to(serve, llm, OPENAI_API_KEY=fake_openai.BAD_KEY)
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
+        received = events(response)
+    assert [e.event for e in received] == ["error"]
+    error = json.loads(received[0].data)
+    assert error["status"] == 401
+    assert "rejected the API key (401). Set OPENAI_API_KEY" in error["message"]
+
+
+def test_without_configuration_the_relay_runs_the_local_model(
+    serve: Callable[..., Server],
+) -> None:
+    relay = serve("server.llm_relay:app", env={**NO_DOTENV, "FAKE_OPENAI_TPS": "0"})
+    assert httpx.get(f"{relay.url}/config").json()["upstream"] == "the course's local fake LLM"
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
+        assert text_of(events(response)) == HELLO_REPLY

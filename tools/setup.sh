@@ -4,7 +4,8 @@
 # for the browser tests). Safe to run again: it only does what is missing.
 #
 #   tools/setup.sh                 # Python environment + nginx + redis-server
-#   tools/setup.sh chromium        # ... and the programs named (used by `make test`)
+#   tools/setup.sh chromium        # ... and the programs named (used by `make test`);
+#                                  # chromium comes with a Korean font: the lessons stream Korean
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,10 +33,16 @@ fi
 
 # --- system programs ----------------------------------------------------------------------
 # Debian/Ubuntu package that provides each program, and Homebrew's name for it.
-apt_name() { case "$1" in redis-server) echo redis-server ;; *) echo "$1" ;; esac; }
+apt_name() { case "$1" in chromium) echo chromium fonts-noto-cjk ;; *) echo "$1" ;; esac; }
 brew_name() { case "$1" in redis-server) echo redis ;; chromium) echo --cask chromium ;; *) echo "$1" ;; esac; }
 
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/sbin/$1" ]; }
+have() {
+    case "$1" in
+        # Without a CJK font, Korean text in browser screenshots renders as empty boxes.
+        chromium) command -v chromium >/dev/null 2>&1 && { [ "$(uname)" = Darwin ] || fc-list :lang=ko 2>/dev/null | grep -q .; } ;;
+        *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/sbin/$1" ] ;;
+    esac
+}
 
 missing=()
 for program in nginx redis-server "$@"; do

@@ -1,0 +1,165 @@
+// Lesson 05's page: EventSource (GET, automatic reconnection) and fetch + ReadableStream (POST).
+//
+// Every piece of streamed text goes into the page with textContent, never innerHTML: a message
+// is data, and data that contains "<img onerror=...>" must show up as those characters.
+//
+// Everything the page observes is also kept in `window.course.seen`, so a test (or the
+// notebook, through Playwright) can assert on it instead of scraping the panels.
+"use strict";
+
+const STATES = ["CONNECTING", "OPEN", "CLOSED"];
+const SHOWN = 30; // list items kept on screen (the full record is in `seen`)
+
+const $ = (id) => document.getElementById(id);
+
+const seen = {
+  messages: [], // {id, data} of every `message` event
+  named: [], // {type, id, data} of every named event
+  opens: 0, // `open` events: the first connection, then one per reconnection
+  errors: 0, // `error` events: a lost connection, a refused one, or the end of the stream
+  states: [], // readyState changes, in order
+  chat: { text: "", tokens: 0, done: false, status: null },
+  many: [], // readyStates of the sources opened by openMany()
+};
+let source = null;
+let manySources = [];
+
+function addItem(list, text) {
+  const item = document.createElement("li");
+  item.textContent = text; // never innerHTML: the text is shown, not parsed
+  list.append(item);
+  while (list.children.length > SHOWN) list.firstElementChild.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+function render() {
+  const state = source ? source.readyState : null;
+  if (state !== null && seen.states.at(-1) !== STATES[state]) seen.states.push(STATES[state]);
+  $("state").textContent = state === null ? "–" : `${state} ${STATES[state]}`;
+  $("state").className = state === null ? "" : `state-${state}`;
+  $("opens").textContent = seen.opens;
+  $("reconnections").textContent = Math.max(0, seen.opens - 1);
+  $("errors").textContent = seen.errors;
+  const last = seen.messages.concat(seen.named).map((m) => Number(m.id)).sort((a, b) => a - b);
+  $("last-id").textContent = last.length ? last.at(-1) : "–";
+  seen.many = manySources.map((s) => s.readyState);
+}
+
+function connect(url, options = {}) {
+  close();
+  source = new EventSource(url, options); // GET only, no custom headers: that is the API
+  source.onopen = () => {
+    seen.opens += 1;
+    render();
+  };
+  source.onmessage = (event) => {
+    seen.messages.push({ id: event.lastEventId, data: event.data });
+    addItem($("messages"), `#${event.lastEventId} ${event.data}`);
+    render();
+  };
+  // A named event (`event: milestone`) does NOT reach onmessage: it needs its own listener.
+  source.addEventListener("milestone", (event) => {
+    seen.named.push({ type: event.type, id: event.lastEventId, data: event.data });
+    addItem($("named"), `#${event.lastEventId} ${event.data}`);
+    render();
+  });
+  // Fired on every lost connection. readyState says what happens next: CONNECTING means the
+  // browser will retry by itself (after `retry` ms), CLOSED means it gave up for good.
+  source.onerror = () => {
+    seen.errors += 1;
+    render();
+  };
+  render();
+  return source;
+}
+
+function close() {
+  if (source) source.close();
+  render();
+}
+
+function clear() {
+  close();
+  source = null;
+  Object.assign(seen, { messages: [], named: [], opens: 0, errors: 0, states: [] });
+  $("messages").replaceChildren();
+  $("named").replaceChildren();
+  render();
+}
+
+// Open `n` EventSources to one URL at once: over HTTP/1.1 a browser keeps at most six
+// connections per host, so the seventh stays CONNECTING until another one closes.
+function openMany(n, url) {
+  closeMany();
+  manySources = Array.from({ length: n }, () => new EventSource(url));
+  for (const s of manySources) s.onopen = render;
+  render();
+}
+
+function closeMany(count = manySources.length) {
+  for (const s of manySources.slice(0, count)) s.close();
+  render();
+}
+
+// SSE over POST, as LLM chat UIs do it: EventSource cannot send a body, fetch can. The
+// price: no automatic reconnection, no Last-Event-ID, and a small parser of our own.
+async function chat(message) {
+  const out = $("reply");
+  out.textContent = "";
+  Object.assign(seen.chat, { text: "", tokens: 0, done: false, status: null });
+  $("chat-status").textContent = "streaming…";
+  const response = await fetch("chat", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ message }),
+  });
+  seen.chat.status = response.status;
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value.replace(/\r\n?/g, "\n");
+    const blocks = buffer.split("\n\n");
+    buffer = blocks.pop(); // the unfinished event waits for the next chunk
+    for (const block of blocks) {
+      const data = block
+        .split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).replace(/^ /, ""))
+        .join("\n");
+      if (!data) continue; // a comment (": ping") or an empty event
+      if (data === "[DONE]") {
+        seen.chat.done = true;
+        continue;
+      }
+      const token = JSON.parse(data).token;
+      out.textContent += token; // text, never markup
+      seen.chat.text += token;
+      seen.chat.tokens += 1;
+    }
+  }
+  $("chat-status").textContent = seen.chat.done ? `done: ${seen.chat.tokens} tokens` : "cut off";
+  return seen.chat;
+}
+
+$("es-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  clear();
+  connect($("url").value);
+});
+$("close").addEventListener("click", close);
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  chat($("message").value);
+});
+setInterval(render, 100); // readyState changes without an event (e.g. CONNECTING after error)
+
+window.course = { seen, connect, close, clear, chat, openMany, closeMany };
+
+// `?src=events%3Flimit%3D5` connects at load, so a link or an IFrame shows a live stream.
+const initial = new URLSearchParams(location.search).get("src");
+if (initial) {
+  $("url").value = initial;
+  connect(initial);
+}

@@ -1,0 +1,96 @@
+"""Bookkeeping for live streams: how many are open, how each one ended, what clients sent.
+
+A streaming endpoint that leaks is invisible from the outside: the client has gone, the
+generator is still sleeping and waking, holding a database cursor or an upstream LLM call.
+The only proof that cleanup works is to count. Wrap a generator's body in `track`:
+
+    def countdown():
+        with STATS.track("countdown"):
+            for i in range(5, 0, -1):
+                yield ...
+
+and `STATS.snapshot()` says, per stream name, how many are `active` now and how many
+`finished` (ran to the end), were `cancelled` (the client left: `asyncio.CancelledError` in an
+async generator, `GeneratorExit` in a sync one) or `failed` (any other exception).
+
+`track` is a plain (sync) context manager, so it works in both kinds of generator: the
+exception that ends the generator passes through its `__exit__` either way.
+
+The same object keeps a short log of the request headers that matter for resuming
+(`Last-Event-ID`, `Origin`, whether a cookie came along), so a test or a notebook can prove
+what a browser really sent on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+OUTCOMES = ("finished", "cancelled", "failed")
+
+
+class StreamStats:
+    """Thread-safe counters (sync generators run in worker threads) and a bounded header log."""
+
+    def __init__(self, log_size: int = 200) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, Counter[str]] = {}
+        self._requests: deque[dict[str, Any]] = deque(maxlen=log_size)
+
+    @contextmanager
+    def track(self, name: str) -> Iterator[None]:
+        """Count one stream called `name` as active for the duration of the `with` block."""
+        self._add(name, "active", +1)
+        outcome = "failed"
+        try:
+            yield
+            outcome = "finished"
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome = "cancelled"
+            raise
+        finally:
+            with self._lock:
+                self._counts[name]["active"] -= 1
+                self._counts[name][outcome] += 1
+
+    def log_request(self, path: str, headers: Mapping[str, str], cookie: str = "") -> None:
+        """Remember the resume-related headers of one request (never their secrets)."""
+        entry = {
+            "time": time.time(),
+            "path": path,
+            "last_event_id": headers.get("last-event-id"),
+            "origin": headers.get("origin"),
+            "cookie": bool(cookie) and cookie in headers.get("cookie", ""),
+        }
+        with self._lock:
+            self._requests.append(entry)
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """`{name: {"active": n, "finished": n, "cancelled": n, "failed": n}}`."""
+        with self._lock:
+            return {
+                name: {key: counts[key] for key in ("active", *OUTCOMES)}
+                for name, counts in sorted(self._counts.items())
+            }
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The logged requests, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def reset(self) -> None:
+        """Forget finished counts and the log (active streams stay counted: they still run)."""
+        with self._lock:
+            for counts in self._counts.values():
+                for key in OUTCOMES:
+                    counts[key] = 0
+            self._requests.clear()
+
+    def _add(self, name: str, key: str, delta: int) -> None:
+        with self._lock:
+            self._counts.setdefault(name, Counter())[key] += delta

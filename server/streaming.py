@@ -1,0 +1,297 @@
+"""The FastAPI app of lessons 04 and 05: every way of streaming, side by side.
+
+Run it with the launcher (`start_app("server.streaming:app")`) or `uvicorn server.streaming:app`.
+
+The hand-made way, `StreamingResponse` + `server.sse.encode`:
+
+- `GET /countdown?start=5&interval=1` the seeds' countdown: 5, 4, 3, 2, 1, "발사!".
+- `GET /countdown-plain` the same numbers with no SSE framing, to show why framing is needed.
+- `GET /fake-llm?delay=0.05` the seeds' fake LLM: one character per event, then `[DONE]`.
+- `GET /sync-vs-async/sync` and `/sync-vs-async/async` the same slow stream from a sync
+  generator (runs in the threadpool) and from an async one that calls `time.sleep` (blocks
+  the event loop), and `GET /ping`, whose latency shows the difference.
+
+FastAPI's native SSE, `fastapi.sse.EventSourceResponse` + `ServerSentEvent`:
+
+- `GET /events` an endless stream. Event n is a pure function of n (`event_for`), so a client
+  that resumes can check it missed nothing. Every connection's first event sets `retry`,
+  every fifth event is named `milestone`, `?heartbeat=` adds comments between events,
+  `?limit=N` ends the connection after N events (finite, for tests), `?until=M` says the
+  stream has M events in all: a client that reconnects after the last one gets 204, which
+  tells `EventSource` to stop reconnecting. A `Last-Event-ID` header resumes after that id;
+  a malformed one is a 400 with a message, never a crash.
+- `GET /echo?text=` one event holding `text` as is (for the XSS demo), then 204 on reconnect.
+- `POST /chat` SSE over POST (what `EventSource` cannot do; `fetch` can): a fake reply to
+  `{"message": ...}`, tokens as JSON, then a raw `[DONE]`.
+
+Observability: `GET /stats` (streams active / finished / cancelled, from `server.stream_stats`),
+`GET /headers-log` (the `Last-Event-ID`, `Origin` and cookie each stream request carried),
+`POST /stats/reset`. `GET /` is the lesson 05 page (`server/static/`).
+
+Cross-origin: set `COURSE_CORS_ORIGINS` (comma-separated origins) in the server's environment
+to allow those origins, with credentials (cookies), for lesson 05's CORS demo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from server.sse import Event, encode
+from server.stream_stats import StreamStats
+
+STATIC = Path(__file__).parent / "static"
+FAKE_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
+MILESTONE_EVERY = 5
+SESSION_COOKIE = "course_session"
+
+# What every hand-made stream sends. FastAPI's EventSourceResponse adds the last two itself.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+STATS = StreamStats()
+
+
+# --- pure parts: what event n is, and where a client resumes ---------------------------
+
+
+def event_for(n: int) -> ServerSentEvent:
+    """Event number `n` of the endless stream: the same n always gives the same event."""
+    return ServerSentEvent(
+        data={"n": n, "square": n * n},
+        id=str(n),
+        event="milestone" if n % MILESTONE_EVERY == 0 else None,
+    )
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """The id of the last event a client has: 0 for none, else a decimal integer.
+
+    `None` (no header) and `""` (the standard's "no last event ID") both mean "from the start".
+    Anything but plain ASCII digits raises `ValueError` with the reason: a client that sends a
+    malformed id gets told, it is not silently restarted from 0 (which would duplicate) or
+    skipped ahead (which would lose events).
+    """
+    if value is None or value == "":
+        return 0
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(f"Last-Event-ID must be a non-negative decimal integer, got {value!r}")
+    if len(value) > 18:
+        raise ValueError(f"Last-Event-ID is too large: {value[:20]!r}...")
+    return int(value)
+
+
+# --- the app ------------------------------------------------------------------------------
+
+
+def create_app(cors_origins: list[str] | None = None) -> FastAPI:
+    """The lessons' app; `cors_origins` are origins allowed to read its streams with cookies."""
+    api = FastAPI(title="SSE course: streaming with FastAPI")
+    _add_routes(api)
+    if cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Last-Event-ID"],
+        )
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return api
+
+
+def _resume_after(
+    request: Request,
+    last_event_id: Annotated[str | None, Header()] = None,
+    until: Annotated[int | None, Query(ge=1, description="the stream's last id, if any")] = None,
+) -> int:
+    """Dependency: log the request, validate `Last-Event-ID`, answer 204 when nothing is left.
+
+    It runs before the response starts, so it can still choose the status code: once the
+    generator runs, the 200 has gone out and an error can only end the stream.
+    """
+    STATS.log_request(request.url.path, request.headers, request.cookies.get(SESSION_COOKIE, ""))
+    try:
+        after = parse_last_event_id(last_event_id)
+    except ValueError as error:
+        raise HTTPException(status_code=400, detail=str(error)) from None
+    if until is not None and after >= until:
+        # 204 No Content: the standard's way to tell EventSource "done, don't reconnect".
+        raise HTTPException(status_code=204)
+    return after
+
+
+def _echo_after(request: Request, last_event_id: Annotated[str | None, Header()] = None) -> int:
+    """`/echo` has one event: a client that has it gets 204."""
+    return _resume_after(request, last_event_id, until=1)
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(max_length=2000)
+
+
+ResumeAfter = Annotated[int, Depends(_resume_after)]
+
+
+def _add_routes(api: FastAPI) -> None:
+    @api.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    # --- the hand-made way ------------------------------------------------------------------
+
+    @api.get("/countdown")
+    def countdown(
+        start: Annotated[int, Query(ge=0, le=100)] = 5,
+        interval: Annotated[float, Query(ge=0, le=10)] = 1.0,
+    ) -> StreamingResponse:
+        """The seeds' countdown. A sync generator: it runs in the threadpool, so
+        `time.sleep` blocks one worker thread, not the server."""
+
+        def generate() -> Iterator[bytes]:
+            with STATS.track("countdown"):
+                for i in range(start, 0, -1):
+                    yield encode(Event(data=str(i)))
+                    time.sleep(interval)
+                yield encode(Event(data="발사!"))
+
+        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @api.get("/countdown-plain")
+    def countdown_plain(
+        start: Annotated[int, Query(ge=0, le=100)] = 5,
+        interval: Annotated[float, Query(ge=0, le=10)] = 0.0,
+    ) -> StreamingResponse:
+        """The countdown without framing: the client cannot tell where one message ends."""
+
+        def generate() -> Iterator[bytes]:
+            for i in range(start, 0, -1):
+                yield str(i).encode()
+                time.sleep(interval)
+            yield "발사!".encode()
+
+        return StreamingResponse(generate(), media_type="text/plain; charset=utf-8")
+
+    @api.get("/fake-llm")
+    def fake_llm(delay: Annotated[float, Query(ge=0, le=5)] = 0.05) -> StreamingResponse:
+        """The seeds' fake LLM: one character per event, then `[DONE]`, as OpenAI does."""
+
+        def generate() -> Iterator[bytes]:
+            with STATS.track("fake-llm"):
+                for token in FAKE_REPLY:
+                    yield encode(Event(data=token))
+                    time.sleep(delay)
+                yield encode(Event(data="[DONE]"))
+
+        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    # --- sync vs async generators: who blocks whom ----------------------------------------
+
+    @api.get("/sync-vs-async/sync")
+    def slow_sync(
+        n: Annotated[int, Query(ge=1, le=100)] = 4,
+        delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
+    ) -> StreamingResponse:
+        def generate() -> Iterator[bytes]:
+            for i in range(1, n + 1):
+                time.sleep(delay)  # fine: this runs in a worker thread
+                yield encode(Event(data=str(i)))
+
+        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @api.get("/sync-vs-async/async")
+    def slow_async(
+        n: Annotated[int, Query(ge=1, le=100)] = 4,
+        delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
+    ) -> StreamingResponse:
+        async def generate() -> AsyncIterator[bytes]:
+            for i in range(1, n + 1):
+                time.sleep(delay)  # the bug on purpose: blocks the event loop, every client waits
+                yield encode(Event(data=str(i)))
+
+        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @api.get("/ping")
+    async def ping() -> dict[str, bool]:
+        """Answers at once, unless the event loop is blocked."""
+        return {"pong": True}
+
+    # --- FastAPI's native SSE ---------------------------------------------------------------
+
+    @api.get("/events", response_class=EventSourceResponse)
+    async def events(
+        after: ResumeAfter,
+        limit: Annotated[int | None, Query(ge=1, description="events on this connection")] = None,
+        until: Annotated[int | None, Query(ge=1)] = None,
+        interval: Annotated[float, Query(ge=0, le=60)] = 1.0,
+        heartbeat: Annotated[float | None, Query(gt=0, le=60)] = None,
+        retry: Annotated[int, Query(ge=0, le=600_000, description="ms")] = 1000,
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Endless (or `limit`ed) numbered events, resuming after `Last-Event-ID`."""
+        loop = asyncio.get_running_loop()
+        with STATS.track("events"):
+            yield ServerSentEvent(retry=retry, comment=f"resuming after {after}")
+            n, sent = after, 0
+            while (limit is None or sent < limit) and (until is None or n < until):
+                if sent:
+                    deadline = loop.time() + interval
+                    while heartbeat is not None and deadline - loop.time() > heartbeat:
+                        await asyncio.sleep(heartbeat)
+                        yield ServerSentEvent(comment="heartbeat")
+                    await asyncio.sleep(max(0.0, deadline - loop.time()))
+                n += 1
+                sent += 1
+                yield event_for(n)
+
+    @api.get("/echo", response_class=EventSourceResponse)
+    async def echo(
+        after: Annotated[int, Depends(_echo_after)],
+        text: Annotated[str, Query(max_length=2000)] = "",
+    ) -> AsyncIterator[ServerSentEvent]:
+        """One event holding `text` as is (`raw_data`); a reconnect gets 204."""
+        with STATS.track("echo"):
+            yield ServerSentEvent(raw_data=text, id="1", retry=500)
+
+    @api.post("/chat", response_class=EventSourceResponse)
+    async def chat(
+        body: ChatRequest, delay: Annotated[float, Query(ge=0, le=5)] = 0.03
+    ) -> AsyncIterator[ServerSentEvent]:
+        """SSE over POST: JSON tokens (`data` is always JSON-encoded), then a raw `[DONE]`."""
+        with STATS.track("chat"):
+            for token in f"“{body.message}” {FAKE_REPLY}":
+                yield ServerSentEvent(data={"token": token})
+                await asyncio.sleep(delay)
+            yield ServerSentEvent(raw_data="[DONE]")
+
+    # --- observability ----------------------------------------------------------------------
+
+    @api.get("/stats")
+    async def stats() -> dict[str, dict[str, int]]:
+        return STATS.snapshot()
+
+    @api.post("/stats/reset")
+    async def stats_reset() -> dict[str, bool]:
+        STATS.reset()
+        return {"reset": True}
+
+    @api.get("/headers-log")
+    async def headers_log() -> list[dict[str, Any]]:
+        return STATS.requests()
+
+
+def _cors_from_env() -> list[str]:
+    origins = os.environ.get("COURSE_CORS_ORIGINS", "")
+    return [origin.strip() for origin in origins.split(",") if origin.strip()]
+
+
+app = create_app(_cors_from_env())

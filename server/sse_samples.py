@@ -1,0 +1,68 @@
+"""Fixed SSE byte streams, served exactly as written, to look at the wire format (lesson 03).
+
+    samples = start_app("server.sse_samples:app")
+    httpx.get(f"{samples.url}/samples/every-field").content == SAMPLES["every-field"]
+
+Each sample is a short, finite ``text/event-stream`` body whose exact bytes are in `SAMPLES`,
+so a cell or a test can compare what arrived with what was sent, byte for byte, however the
+network (or `server.wiretap`) cut it on the way:
+
+- ``seed``: the seed notes' minimal stream, ``data: 안녕하세요`` and a blank line, twice.
+- ``every-field``: a comment, an event with every field (``event``, ``id``, ``retry``, two
+  ``data`` lines), a ``: ping`` heartbeat, and an event with Korean data.
+- ``korean``: one event holding the seeds' fake LLM sentence, for cutting inside characters.
+- ``spec-example``: the WHATWG standard's example with a comment and three events.
+
+``GET /`` lists the names; ``GET /samples/{name}`` sends that sample in one write and ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
+
+from server.sse import Event, comment, encode
+
+SENTENCE = "안녕하세요! 저는 AI 어시스턴트입니다."
+
+SAMPLES: dict[str, bytes] = {
+    # Written by hand, as the seed notes do: the smallest valid stream.
+    "seed": "data: 안녕하세요\n\ndata: 두 번째 메시지입니다\n\n".encode(),
+    "every-field": (
+        comment("every field, then a heartbeat")
+        + encode(Event("first line\nsecond line", event="greeting", id="1", retry=3000))
+        + comment("ping")
+        + encode(Event("안녕하세요", id="2"))
+    ),
+    "korean": encode(Event(SENTENCE)),
+    # https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
+    "spec-example": (
+        b": test stream\n\n"
+        b"data: first event\nid: 1\n\n"
+        b"data:second event\nid\n\n"
+        b"data:  third event\n\n"
+    ),
+}
+
+# What every stream should send: no caching, and no buffering by a proxy such as nginx.
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+app = FastAPI(title="SSE samples")
+
+
+@app.get("/")
+def names() -> list[str]:
+    return list(SAMPLES)
+
+
+@app.get("/samples/{name}")
+def sample(name: str) -> StreamingResponse:
+    if name not in SAMPLES:
+        raise HTTPException(404, f"no sample {name!r}; there are {', '.join(SAMPLES)}")
+
+    def body() -> Iterator[bytes]:
+        yield SAMPLES[name]
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)

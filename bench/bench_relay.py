@@ -6,11 +6,14 @@ Two measurements, each side by side with the direct call, in one run:
    first text delta, directly from `server.fake_openai` and through `server.llm_relay`
    (median and p99 of the difference).
 2. Throughput with many streams: 200 concurrent streams on one relay worker, tokens per
-   second reaching the clients, against the same 200 streams read from the upstream directly.
+   second reaching the clients, against the same 200 streams read from the upstream directly,
+   with the CPU time each process spent per token (Linux only: read from /proc), which shows
+   who the bottleneck is.
 
 The upstream is configured to cost nothing (no time to first token, no pacing), so what is
-measured is the relay: the `openai` client parsing each chunk, the SSE encoding, the extra
-hop. Goals: added TTFT median <= 5 ms and p99 <= 15 ms; >= 10,000 relayed tokens/s per worker.
+measured is the relay: reading and parsing each upstream chunk, the SSE encoding, one ASGI
+send per event, the extra hop. Goals: added TTFT median <= 5 ms and p99 <= 15 ms; >= 10,000
+relayed tokens/s per worker.
 
 The clients are raw asyncio sockets (HTTP/1.1, `Connection: close`) so that their own cost is
 small and the same for both paths. Run: `.venv/bin/python bench/bench_relay.py`
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from urllib.parse import quote
@@ -91,6 +95,21 @@ async def throughput(port: int, request: bytes, marker: bytes, streams: int) -> 
     return sum(count for _, count in results), time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times(*servers: Server) -> list[float]:
+    """CPU seconds so far of this process (the clients), then of each server."""
+    return [time.process_time(), *(cpu_seconds(server.pid) for server in servers)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="sequential TTFT requests")
@@ -121,12 +140,17 @@ def main() -> None:
                 ("direct", llm.port, long_direct, DIRECT_DELTA),
                 ("relay", relay.port, long_relay, RELAY_DELTA),
             ):
+                before = cpu_times(llm, relay)
                 tokens, seconds = asyncio.run(throughput(port, request, marker, args.streams))
-                rows.append((name, tokens, seconds))
+                cpu = [b - a for a, b in zip(before, cpu_times(llm, relay), strict=True)]
+                rows.append((name, tokens, seconds, [1e6 * c / tokens for c in cpu]))
     print(f"\n{args.streams} concurrent streams of {args.tokens}+ tokens, one worker each")
-    print(f"  {'':10} {'tokens':>8} {'seconds':>8} {'tokens/s':>10}")
-    for name, tokens, seconds in rows:
-        print(f"  {name:10} {tokens:8} {seconds:8.2f} {tokens / seconds:10.0f}")
+    print("  (CPU time per token spent by the clients, the upstream and the relay, in µs)")
+    head = ("tokens", "seconds", "tokens/s", "client", "upstream", "relay")
+    print(f"  {'':10}" + "".join(f" {h:>9}" for h in head))
+    for name, tokens, seconds, micros in rows:
+        cpu = "".join(f" {m:9.1f}" for m in micros)
+        print(f"  {name:10} {tokens:9} {seconds:9.2f} {tokens / seconds:9.0f}{cpu}")
 
     relay_rate = rows[1][1] / rows[1][2]
     goals = (

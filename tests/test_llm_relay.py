@@ -6,8 +6,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
+import httpx2
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
@@ -15,7 +17,7 @@ from openai.types.chat import ChatCompletionChunk
 from server import fake_openai, llm_relay
 from server.launcher import Server, start_app
 from server.llm_stream import assemble_reply
-from server.sse import Decoder, Event
+from server.sse import Decoder, Event, encode
 
 HELLO = "안녕하세요, 자기소개 해주세요."
 HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
@@ -76,16 +78,15 @@ def test_upstream_from_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
 # --- the relay generator, without a network ----------------------------------------------------
 
 
-def chunk(content: str | None = None, finish: str | None = None) -> ChatCompletionChunk:
+def chunk(content: str | None = None, finish: str | None = None) -> dict[str, Any]:
+    """A Chat Completion chunk as `json.loads` gives it: what the relay works with."""
     choice = {"index": 0, "delta": {"content": content}, "finish_reason": finish}
-    return ChatCompletionChunk.model_validate(
-        {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
-         "choices": [choice]}
-    )  # fmt: skip
+    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+            "choices": [choice]}  # fmt: skip
 
 
-async def collect(chunks: list[ChatCompletionChunk], fail: bool = False) -> list[Event]:
-    async def source() -> AsyncIterator[ChatCompletionChunk]:
+async def collect(chunks: list[dict[str, Any]], fail: bool = False) -> list[Event]:
+    async def source() -> AsyncIterator[dict[str, Any]]:
         for c in chunks:
             yield c
         if fail:
@@ -108,11 +109,76 @@ def test_relay_events_turns_a_failure_into_an_error_event() -> None:
     assert "boom" in json.loads(got[-1].data)["message"]
 
 
+def test_relay_events_forwards_usage_from_the_last_chunk() -> None:
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    got = asyncio.run(collect([chunk("x"), chunk(None, "length"), {"choices": [], "usage": usage}]))
+    assert json.loads(got[-1].data) == {"finish_reason": "length", "usage": usage}
+
+
+class RawResponse:
+    """Stands in for `openai.AsyncAPIResponse`: the body as the network delivered it."""
+
+    def __init__(self, reads: list[bytes], then: Exception | None = None) -> None:
+        self.reads, self.then = reads, then
+        self.http_response = httpx2.Response(200, request=httpx2.Request("POST", "http://llm"))
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        for read in self.reads:
+            yield read
+        if self.then is not None:
+            raise self.then
+
+
+def upstream(reads: list[bytes], then: Exception | None = None) -> list[Any]:
+    """What `upstream_chunks` yields for these reads: chunks, then the exception it raised."""
+
+    async def run() -> list[Any]:
+        got: list[Any] = []
+        response: Any = RawResponse(reads, then)
+        try:
+            async for item in llm_relay.upstream_chunks(response):
+                got.append(item)
+        except openai.APIError as error:
+            got.append(error)
+        return got
+
+    return asyncio.run(run())
+
+
+def wire(*chunks: dict[str, Any] | str) -> bytes:
+    return b"".join(encode(Event(c if isinstance(c, str) else json.dumps(c))) for c in chunks)
+
+
+def test_upstream_chunks_parses_events_however_the_reads_cut_them() -> None:
+    body = wire(chunk(""), chunk("안"), chunk("녕"), chunk(None, "stop"), "[DONE]")
+    expected = [chunk(""), chunk("안"), chunk("녕"), chunk(None, "stop")]
+    assert upstream([body]) == expected  # all events in one read
+    cut = [body[i : i + 7] for i in range(0, len(body), 7)]  # mid-line, mid-character
+    assert upstream(cut) == expected
+    assert upstream([bytes([b]) for b in body]) == expected  # one byte at a time
+
+
+def test_upstream_chunks_raises_api_errors_like_the_client() -> None:
+    failure = {"error": {"message": "The model failed (injected).", "type": "server_error"}}
+    got = upstream([wire(chunk("a"), failure, chunk("never"))])
+    assert got[0] == chunk("a") and len(got) == 2
+    assert isinstance(got[1], openai.APIError) and got[1].message == "The model failed (injected)."
+    got = upstream([wire(chunk("a"), "<html>502 Bad Gateway</html>")])
+    assert isinstance(got[1], openai.APIError) and "not JSON" in got[1].message
+    got = upstream([wire(chunk("a"))], then=httpx2.RemoteProtocolError("peer closed"))
+    assert got[0] == chunk("a") and type(got[1]) is openai.APIConnectionError
+    got = upstream([], then=httpx2.ReadTimeout("slow"))
+    assert type(got[0]) is openai.APITimeoutError
+
+
 def test_assemble_reply_keeps_usage() -> None:
-    usage_chunk = chunk().model_copy(
+    def typed(content: str | None = None, finish: str | None = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk.model_validate(chunk(content, finish))
+
+    usage_chunk = typed().model_copy(
         update={"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
     )
-    reply = assemble_reply([chunk("x"), chunk("y", "length"), usage_chunk])
+    reply = assemble_reply([typed("x"), typed("y", "length"), usage_chunk])
     assert (reply.text, reply.finish_reason) == ("xy", "length")
 
 

@@ -172,6 +172,13 @@ def error_body(message: str, type_: str, code: str | None, param: str | None = N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def injected_failure() -> JSONResponse:
+    """A non-streamed request with a failure injected: the whole request fails with a 500."""
+    return JSONResponse(
+        error_body("The model failed while generating (injected).", "server_error", None), 500
+    )
+
+
 def check_key(request: Request) -> Response | None:
     """A 401 in OpenAI's shape for a missing or rejected key, else None."""
     auth = request.headers.get("authorization", "")
@@ -329,10 +336,7 @@ async def chat_completions(request: Request) -> Response:
 
     if not body.get("stream"):
         if knobs.fail_after is not None:
-            return JSONResponse(
-                error_body("The model failed while generating (injected).", "server_error", None),
-                500,
-            )
+            return injected_failure()
         await generation.wait_until_done()
         message = {"role": "assistant", "content": "".join(tokens), "refusal": None}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
@@ -420,10 +424,7 @@ async def responses(request: Request) -> Response:
 
     if not body.get("stream"):
         if knobs.fail_after is not None:
-            return JSONResponse(
-                error_body("The model failed while generating (injected).", "server_error", None),
-                500,
-            )
+            return injected_failure()
         await generation.wait_until_done()
         output = [item("completed", [part("".join(tokens))])]
         return JSONResponse(response(final_status, output, **done))

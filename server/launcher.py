@@ -507,12 +507,21 @@ class _Registry:
                 start_new_session=True,
             )
             if not self._reaper_owner:
-                atexit.register(stop_all)
+                atexit.register(self.shutdown)
             self._reaper_owner = os.getpid()
             for pid in self._servers:
                 self._reaper.stdin.write(f"add {pid}\n".encode())  # type: ignore[union-attr]
         self._reaper.stdin.write(f"{line}\n".encode())  # type: ignore[union-attr]
         self._reaper.stdin.flush()  # type: ignore[union-attr]
+
+    def shutdown(self) -> None:
+        """At exit: stop our servers, then let the reaper go (end-of-file on its stdin)."""
+        stop_all()
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None and self._reaper_owner == os.getpid():
+            reaper.stdin.close()  # type: ignore[union-attr]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                reaper.wait(timeout=STOP_TIMEOUT)
 
 
 _registry = _Registry()

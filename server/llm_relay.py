@@ -295,3 +295,9 @@ async def chat_page() -> FileResponse:
 @app.get("/chat.js")
 async def chat_script() -> FileResponse:
     return FileResponse(STATIC / "chat.js", media_type="text/javascript")
+
+
+@app.get("/sse.js")
+async def sse_script() -> FileResponse:
+    """The SSE parser `chat.js` imports (shared with lesson 05's page)."""
+    return FileResponse(STATIC / "sse.js", media_type="text/javascript")

@@ -21,6 +21,8 @@ FastAPI's native SSE, `fastapi.sse.EventSourceResponse` + `ServerSentEvent`:
   tells `EventSource` to stop reconnecting. A `Last-Event-ID` header resumes after that id;
   a malformed one is a 400 with a message, never a crash.
 - `GET /echo?text=` one event holding `text` as is (for the XSS demo), then 204 on reconnect.
+- `GET /data-vs-raw?text=` the same text twice, as `data=` (JSON-encoded: a string gets quotes)
+  and as `raw_data=` (sent as is), to show the difference on the wire.
 - `POST /chat` SSE over POST (what `EventSource` cannot do; `fetch` can): a fake reply to
   `{"message": ...}`, tokens as JSON, then a raw `[DONE]`.
 
@@ -261,6 +263,14 @@ def _add_routes(api: FastAPI) -> None:
         """One event holding `text` as is (`raw_data`); a reconnect gets 204."""
         with STATS.track("echo"):
             yield ServerSentEvent(raw_data=text, id="1", retry=500)
+
+    @api.get("/data-vs-raw", response_class=EventSourceResponse)
+    async def data_vs_raw(
+        text: Annotated[str, Query(max_length=2000)] = "hello",
+    ) -> AsyncIterator[ServerSentEvent]:
+        """`text` as `data` (always JSON-encoded), then as `raw_data` (as is)."""
+        yield ServerSentEvent(data=text)
+        yield ServerSentEvent(raw_data=text)
 
     @api.post("/chat", response_class=EventSourceResponse)
     async def chat(

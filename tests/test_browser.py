@@ -16,6 +16,7 @@ import pytest
 
 from server.browser import BrowserNotFoundError, find_chromium, launch_options
 from server.launcher import Server, free_port, start_app
+from server.sse import Decoder
 
 pytestmark = pytest.mark.browser
 
@@ -134,3 +135,159 @@ def test_http11_allows_six_connections_per_origin(page: Any, app: Server) -> Non
     page.wait_for_function("window.course.seen.many.filter(s => s === 1).length === 6")
     assert seen(page)["many"][6] == 1  # the seventh got the freed connection
     page.evaluate("window.course.closeMany()")
+
+
+# --- sse.js: the parser the fetch code of both pages uses ---------------------------------------
+
+# Every rule lesson 03 lists, with all three line ends mixed: comments, one space stripped (not
+# two), a field without a colon, several data lines, `event:` and `id:`, a block with no data
+# (dispatches nothing), an empty data line (dispatches ""), an unknown field, and CR alone.
+TRICKY = (
+    ": hello\r\n"
+    "data:  two spaces\r\n"
+    "data:no space\n"
+    "\r\n"
+    "event: milestone\rid: 7\rdata: 안녕\r\r"
+    "id: 8\nevent: ignored\n\n"
+    "data\r\nretry: 250\r\nfoo: bar\r\n\r\n"
+    "data: last\r\n"
+    "\r\n"
+    "data: never finished\r\n"
+)
+
+PARSE_PIECES = """async (cuts) => {
+  const { EventStreamParser } = await import("./static/sse.js");
+  return cuts.map((pieces) => {
+    const parser = new EventStreamParser();
+    return pieces.map((piece) => parser.feed(piece));
+  });
+}"""
+
+
+def python_events(pieces: list[str]) -> list[list[dict[str, str]]]:
+    """What server.sse.Decoder (the reference) completes after each piece."""
+    decoder = Decoder()
+    return [
+        [{"type": e.event, "data": e.data, "lastEventId": e.id} for e in decoder.feed(p.encode())]
+        for p in pieces
+    ]
+
+
+def test_sse_js_parses_like_the_python_decoder_however_the_text_is_cut(
+    page: Any, app: Server
+) -> None:
+    page.goto(f"{app.url}/")
+    cuts = [[TRICKY[:i], TRICKY[i:]] for i in range(len(TRICKY) + 1)]
+    cuts.append(list(TRICKY))  # one character at a time
+    results = page.evaluate(PARSE_PIECES, cuts)
+    whole = [event for events in results[0] for event in events]
+    assert whole == [
+        {"type": "message", "data": " two spaces\nno space", "lastEventId": ""},
+        {"type": "milestone", "data": "안녕", "lastEventId": "7"},
+        {"type": "message", "data": "", "lastEventId": "8"},
+        {"type": "message", "data": "last", "lastEventId": "8"},
+    ]
+    for pieces, got in zip(cuts, results, strict=True):
+        # Same events, completed after the same piece: nothing dispatched early or late.
+        assert got == python_events(pieces), pieces
+
+
+def test_sse_js_does_not_take_a_cut_crlf_for_an_empty_line(page: Any, app: Server) -> None:
+    page.goto(f"{app.url}/")
+    pieces = ["data: a\r", "\ndata: b\r", "\n\r", "\n"]
+    # The bug: read "\r" then "\n" as two line ends, and "a" and "b" become two events.
+    assert page.evaluate(PARSE_PIECES, [pieces])[0] == [
+        [],
+        [],
+        [{"type": "message", "data": "a\nb", "lastEventId": ""}],
+        [],
+    ]
+
+
+def test_sse_js_read_events_decodes_bytes_cut_anywhere(page: Any, app: Server) -> None:
+    page.goto(f"{app.url}/")
+    body = "data: 안녕\r\n\r\nevent: done\r\ndata: {}\r\n\r\n".encode()
+    cut = body.index("안".encode()) + 1  # inside a character
+    crlf = body.index(b"\r\n\r\nevent") + 1  # between a CR and its LF
+    chunks = [list(body[:cut]), list(body[cut:crlf]), list(body[crlf:])]
+    events = page.evaluate(
+        """async (chunks) => {
+          const { readEvents } = await import("./static/sse.js");
+          const body = new ReadableStream({ start(controller) {
+            for (const chunk of chunks) controller.enqueue(new Uint8Array(chunk));
+            controller.close();
+          } });
+          const events = [];
+          for await (const event of readEvents(new Response(body))) events.push(event);
+          return events;
+        }""",
+        chunks,
+    )
+    assert events == [
+        {"type": "message", "data": "안녕", "lastEventId": ""},
+        {"type": "done", "data": "{}", "lastEventId": ""},
+    ]
+
+
+# Replaces the page's fetch of "chat" with a body that arrives in exactly these pieces.
+FAKE_CHAT_FETCH = """(pieces) => {
+  const realFetch = window.fetch;
+  window.fetch = (url, init) => {
+    if (url !== "chat") return realFetch(url, init);
+    const encoder = new TextEncoder();
+    const body = new ReadableStream({ start(controller) {
+      for (const piece of pieces) controller.enqueue(encoder.encode(piece));
+      controller.close();
+    } });
+    const headers = { "Content-Type": "text/event-stream" };
+    return Promise.resolve(new Response(body, { headers }));
+  };
+}"""
+
+
+def test_fetch_chat_survives_a_crlf_cut_between_reads(page: Any, app: Server) -> None:
+    page.goto(f"{app.url}/")
+    # One event whose JSON spans two data lines, its CRLFs cut between reads: taken for an
+    # empty line, the cut would dispatch `{"token":` alone, which is not JSON.
+    pieces = ['data: {"token":\r', '\ndata: "x"}\r', "\n\r", "\n", "data: [DONE]\r\n\r\n"]
+    page.evaluate(FAKE_CHAT_FETCH, pieces)
+    chat = page.evaluate("window.course.chat('ignored')")
+    assert (chat["text"], chat["tokens"], chat["done"]) == ("x", 1, True)
+
+
+# --- the chat view of server/llm_relay.py (lesson 06), which uses sse.js too ---------------------
+
+HELLO = "안녕하세요, 자기소개 해주세요."
+HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
+
+
+@pytest.fixture(scope="module")
+def relay() -> Iterator[Server]:
+    env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
+    with start_app("server.fake_openai:app", env=env, name="fake_openai") as llm:
+        env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": ""}
+        with start_app("server.llm_relay:app", env=env, name="llm_relay") as server:
+            yield server
+
+
+def send_in_chat_view(page: Any, transport: str, message: str) -> str:
+    page.select_option("#transport", transport)
+    page.fill("#message", message)
+    page.click("#send")
+    page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)")
+    assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#log")
+    return page.locator(".assistant").last.text_content()
+
+
+def test_chat_view_streams_a_reply_over_both_transports(page: Any, relay: Server) -> None:
+    assert httpx.get(f"{relay.url}/sse.js").headers["content-type"].startswith("text/javascript")
+    page.goto(f"{relay.url}/")
+    assert send_in_chat_view(page, "fetch", HELLO) == HELLO_REPLY
+    assert send_in_chat_view(page, "eventsource", HELLO) == HELLO_REPLY
+
+
+def test_chat_view_survives_a_crlf_cut_between_reads(page: Any, relay: Server) -> None:
+    page.goto(f"{relay.url}/")
+    pieces = ['data: {"delta":\r', '\ndata: "hi"}\r', "\n\r", "\nevent: done\r\ndata: {}\r\n\r\n"]
+    page.evaluate(FAKE_CHAT_FETCH, pieces)
+    assert send_in_chat_view(page, "fetch", "ignored") == "hi"

@@ -176,6 +176,19 @@ def test_chat_streams_over_post(app: Server) -> None:
     assert text == f"“안녕” {FAKE_REPLY}"
 
 
+@pytest.mark.parametrize("text", ["hello", "[DONE]", 'say "hi"\nbye'])
+def test_data_is_json_and_raw_data_is_as_is(app: Server, text: str) -> None:
+    response, body = read_events(f"{app.url}/data-vs-raw", params={"text": text})
+    assert_sse_headers(response)
+    as_data, as_raw = decode(body)
+    assert as_data.data == json.dumps(text)  # quoted, escaped
+    assert as_raw.data == text
+
+
+def test_data_vs_raw_on_the_wire(app: Server) -> None:
+    assert httpx.get(f"{app.url}/data-vs-raw").content == b'data: "hello"\n\ndata: hello\n\n'
+
+
 def test_headers_log_records_last_event_id(app: Server) -> None:
     read_events(f"{app.url}/events?limit=1&interval=0", headers={"Last-Event-ID": "99"})
     log = httpx.get(f"{app.url}/headers-log").json()
@@ -190,6 +203,10 @@ def test_page_and_static_files(app: Server) -> None:
     script = httpx.get(f"{app.url}/static/app.js")
     assert script.status_code == 200
     assert "innerHTML" not in script.text.replace("never innerHTML", "")
+    assert 'import("./sse.js")' in script.text  # the shared parser, relative to app.js
+    parser = httpx.get(f"{app.url}/static/sse.js")
+    assert parser.status_code == 200
+    assert "export class EventStreamParser" in parser.text
 
 
 # --- cleanup and concurrency: their own servers, so counts start at zero --------------------

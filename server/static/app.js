@@ -102,8 +102,10 @@ function closeMany(count = manySources.length) {
 }
 
 // SSE over POST, as LLM chat UIs do it: EventSource cannot send a body, fetch can. The
-// price: no automatic reconnection, no Last-Event-ID, and a small parser of our own.
+// price: no automatic reconnection, no Last-Event-ID, and a parser of our own (sse.js, which
+// follows lesson 03's rules, down to a CRLF cut between two reads).
 async function chat(message) {
+  const { readEvents } = await import("./sse.js"); // relative to this script: static/sse.js
   const out = $("reply");
   out.textContent = "";
   Object.assign(seen.chat, { text: "", tokens: 0, done: false, status: null });
@@ -114,30 +116,15 @@ async function chat(message) {
     body: JSON.stringify({ message }),
   });
   seen.chat.status = response.status;
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value.replace(/\r\n?/g, "\n");
-    const blocks = buffer.split("\n\n");
-    buffer = blocks.pop(); // the unfinished event waits for the next chunk
-    for (const block of blocks) {
-      const data = block
-        .split("\n")
-        .filter((line) => line.startsWith("data:"))
-        .map((line) => line.slice(5).replace(/^ /, ""))
-        .join("\n");
-      if (!data) continue; // a comment (": ping") or an empty event
-      if (data === "[DONE]") {
-        seen.chat.done = true;
-        continue;
-      }
-      const token = JSON.parse(data).token;
-      out.textContent += token; // text, never markup
-      seen.chat.text += token;
-      seen.chat.tokens += 1;
+  for await (const event of readEvents(response)) {
+    if (event.data === "[DONE]") {
+      seen.chat.done = true;
+      continue;
     }
+    const token = JSON.parse(event.data).token;
+    out.textContent += token; // text, never markup
+    seen.chat.text += token;
+    seen.chat.tokens += 1;
   }
   $("chat-status").textContent = seen.chat.done ? `done: ${seen.chat.tokens} tokens` : "cut off";
   return seen.chat;

@@ -61,11 +61,13 @@ function viaEventSource(userText, on) {
   return () => source.close();
 }
 
-// fetch + POST: the whole conversation in the body, the SSE stream read by hand.
+// fetch + POST: the whole conversation in the body, the SSE stream read with sse.js (a parser
+// by lesson 03's rules, served next to this script).
 function viaFetch(userText, on) {
   const controller = new AbortController();
   const messages = [...conversation, { role: "user", content: userText }];
   (async () => {
+    const { readEvents } = await import("./sse.js"); // relative to this script's URL
     const response = await fetch("chat", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -73,31 +75,11 @@ function viaFetch(userText, on) {
       signal: controller.signal,
     });
     if (!response.ok) throw new Error(`the relay answered ${response.status}`);
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value.replace(/\r\n?/g, "\n"); // (a CRLF cut between chunks is not handled)
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let type = "message";
-        const data = [];
-        for (const field of block.split("\n")) {
-          const colon = field.indexOf(":");
-          const name = colon < 0 ? field : field.slice(0, colon);
-          const text = colon < 0 ? "" : field.slice(colon + 1).replace(/^ /, "");
-          if (name === "event") type = text;
-          else if (name === "data") data.push(text);
-        }
-        if (!data.length) continue; // comments and empty blocks
-        const payload = JSON.parse(data.join("\n"));
-        if (type === "message") on.delta(payload);
-        else if (type === "done") on.done(payload);
-        else if (type === "error") on.error(payload);
-      }
+    for await (const event of readEvents(response)) {
+      const payload = JSON.parse(event.data);
+      if (event.type === "message") on.delta(payload);
+      else if (event.type === "done") on.done(payload);
+      else if (event.type === "error") on.error(payload);
     }
   })().catch((err) => {
     if (err.name !== "AbortError") on.error({ message: String(err.message || err) });

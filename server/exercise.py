@@ -14,7 +14,7 @@ should use: the learner's when it passed, otherwise the reference implementation
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -29,29 +29,55 @@ class Outcome(Enum):
 
 def run_check(func: Callable[..., Any], test: Callable[[Callable[..., Any]], object]) -> Outcome:
     """Run `test(func)` and print the outcome; `test` asserts what must hold."""
-    name = getattr(func, "__name__", "exercise")
     try:
         test(func)
-    except NotImplementedError:
-        print(f"⏳ {name}: not attempted yet. Replace the `raise NotImplementedError` and rerun.")
-        return Outcome.NOT_ATTEMPTED
-    except AssertionError as failure:
-        print(f"❌ {name}: failed. {failure or 'an assertion did not hold'}")
-        return Outcome.FAILED
     except Exception as error:  # a learner's bug must not stop the notebook
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        print(
-            f"❌ {name}: raised {type(error).__name__}: {error} "
-            f"(line {where.lineno} of {where.name})"
-        )
-        return Outcome.FAILED
-    print(f"✅ {name}: passed.")
-    return Outcome.PASSED
+        return _report(func, error)
+    return _report(func, None)
+
+
+async def run_check_async(
+    func: Callable[..., Any], test: Callable[[Callable[..., Any]], Awaitable[object]]
+) -> Outcome:
+    """`run_check` for a test that must be awaited (the exercise is async code)."""
+    try:
+        await test(func)
+    except Exception as error:
+        return _report(func, error)
+    return _report(func, None)
 
 
 def check(func: F, test: Callable[[F], object], *, reference: F) -> F:
     """Check `func` with `test`; return it if it passed, else `reference` (and say so)."""
-    if run_check(func, test) is Outcome.PASSED:
+    return _choose(run_check(func, test), func, reference)
+
+
+async def check_async(func: F, test: Callable[[F], Awaitable[object]], *, reference: F) -> F:
+    """`check` for an async test. A notebook cell already runs in an event loop, so
+    `asyncio.run` is not allowed there; await this instead: `fn = await check_async(...)`."""
+    return _choose(await run_check_async(func, test), func, reference)
+
+
+def _report(func: Callable[..., Any], error: Exception | None) -> Outcome:
+    name = getattr(func, "__name__", "exercise")
+    if error is None:
+        print(f"✅ {name}: passed.")
+        return Outcome.PASSED
+    if isinstance(error, NotImplementedError):
+        print(f"⏳ {name}: not attempted yet. Replace the `raise NotImplementedError` and rerun.")
+        return Outcome.NOT_ATTEMPTED
+    if isinstance(error, AssertionError):
+        print(f"❌ {name}: failed. {error or 'an assertion did not hold'}")
+        return Outcome.FAILED
+    where = traceback.extract_tb(error.__traceback__)[-1]
+    print(
+        f"❌ {name}: raised {type(error).__name__}: {error} (line {where.lineno} of {where.name})"
+    )
+    return Outcome.FAILED
+
+
+def _choose(outcome: Outcome, func: F, reference: F) -> F:
+    if outcome is Outcome.PASSED:
         return func
     print(f"   The rest of this notebook uses the reference `{_qualified(reference)}`.")
     return reference

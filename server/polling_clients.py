@@ -28,13 +28,12 @@ and plots.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import httpcore
 import httpx
@@ -43,7 +42,6 @@ from server.sse import Decoder
 
 OnEvent = Callable[[dict[str, Any]], None]
 ClientLoop = Callable[..., Awaitable[int]]
-T = TypeVar("T")
 
 # A client's read timeout must be longer than any wait the server may impose: the long-poll
 # hold, and the gap between two SSE events or heartbeats (15 s). httpx's default is 5 s.
@@ -457,17 +455,6 @@ async def long_poll_trial(
                     _run_user(record, method, base_url + method.path, since, start, deadline, 2)
                 )
     return Trial(records, published, deadline)
-
-
-def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to the end from synchronous code, even inside Jupyter's running loop.
-
-    A check function (`server.exercise.check`) is synchronous, and a notebook cell already
-    has an event loop running, so `asyncio.run` cannot be called there; this runs the
-    coroutine in a fresh loop on a worker thread and waits for it.
-    """
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 # --- small statistics and a table ----------------------------------------------------------

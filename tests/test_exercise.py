@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from server.exercise import Outcome, check, run_check
+from server.exercise import Outcome, check, check_async, run_check
 
 
 def reference(x: int) -> int:
@@ -53,3 +55,22 @@ def test_a_crash_in_the_learners_code_is_reported_not_raised(
 
     assert check(crashes, lambda fn: fn(1), reference=reference) is reference
     assert "raised ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_async_check_reports_the_same_outcomes(capsys: pytest.CaptureFixture[str]) -> None:
+    async def stub(x: int) -> int:
+        raise NotImplementedError
+
+    async def solved(x: int) -> int:
+        return x + 1
+
+    async def test(fn):
+        assert await fn(1) == 2
+
+    async def areference(x: int) -> int:
+        return x + 1
+
+    assert asyncio.run(check_async(stub, test, reference=areference)) is areference
+    assert "⏳ stub: not attempted yet." in capsys.readouterr().out
+    assert asyncio.run(check_async(solved, test, reference=areference)) is solved
+    assert capsys.readouterr().out == "✅ solved: passed.\n"

@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.sse import Event, comment, encode
+from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Event, comment, encode
 
 DEFAULT_RATE = 0.5  # events per second
 DEFAULT_HISTORY = 10_000
@@ -223,8 +223,8 @@ async def sse(request: Request) -> Response:
     duration = _seconds(request, "duration", None, most=MAX_DURATION)
     return StreamingResponse(
         _stream(log, since, limit, duration),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        media_type=MEDIA_TYPE,
+        headers=RESPONSE_HEADERS,
     )
 
 

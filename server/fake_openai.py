@@ -66,7 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.sse import Event, encode
+from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Event, encode
 
 BAD_KEY = "sk-invalid"
 MODELS = ("fake-llm", "gpt-4o-mini")
@@ -305,8 +305,6 @@ def sse_json(data: Mapping[str, Any], event: str | None = None) -> bytes:
     return encode(Event(data=json.dumps(data, ensure_ascii=False), event=event))
 
 
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
 # --- Chat Completions ----------------------------------------------------------------------
 
 
@@ -368,7 +366,7 @@ async def chat_completions(request: Request) -> Response:
             )
         yield encode(Event(data="[DONE]"))
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(events(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
 
 # --- Responses -----------------------------------------------------------------------------
@@ -458,7 +456,7 @@ async def responses(request: Request) -> Response:
         yield event("response.output_item.done", output_index=0, item=finished)
         yield event(f"response.{final_status}", response=response(final_status, [finished], **done))
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(events(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
 
 # --- the rest ------------------------------------------------------------------------------

@@ -51,14 +51,13 @@ from fastapi.responses import FileResponse, StreamingResponse
 from openai import AsyncAPIResponse
 from pydantic import BaseModel, Field
 
-from server.sse import Decoder, Event, encode
+from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Decoder, Event, encode
 
 log = logging.getLogger("uvicorn.error")
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL = "gpt-4o-mini"
 LOCAL_KEY = "sk-local-no-key-needed"
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 # --- where the tokens come from --------------------------------------------------------------
@@ -262,7 +261,7 @@ app = FastAPI(title="LLM relay", lifespan=lifespan)
 
 def stream_chat(request: Request, messages: list[dict[str, str]]) -> StreamingResponse:
     events = chat_events(request.app.state.client, request.app.state.upstream, messages)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(events, media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
 
 @app.get("/chat")

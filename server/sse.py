@@ -38,7 +38,20 @@ import codecs
 from contextlib import suppress
 from dataclasses import dataclass
 
-__all__ = ["BufferLimitExceeded", "Decoder", "Event", "comment", "encode"]
+__all__ = [
+    "MEDIA_TYPE",
+    "RESPONSE_HEADERS",
+    "BufferLimitExceeded",
+    "Decoder",
+    "Event",
+    "comment",
+    "encode",
+]
+
+# What a server sends with every event stream, whatever carries the bytes: the media type
+# EventSource requires, no caching, and no buffering by a proxy such as nginx (lesson 08).
+MEDIA_TYPE = "text/event-stream"
+RESPONSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @dataclass(frozen=True, slots=True)

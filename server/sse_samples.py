@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
-from server.sse import Event, comment, encode
+from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Event, comment, encode
 
 SENTENCE = "안녕하세요! 저는 AI 어시스턴트입니다."
 
@@ -46,8 +46,6 @@ SAMPLES: dict[str, bytes] = {
     ),
 }
 
-# What every stream should send: no caching, and no buffering by a proxy such as nginx.
-HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 app = FastAPI(title="SSE samples")
 
@@ -65,4 +63,4 @@ def sample(name: str) -> StreamingResponse:
     def body() -> Iterator[bytes]:
         yield SAMPLES[name]
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
+    return StreamingResponse(body(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)

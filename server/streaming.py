@@ -50,7 +50,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from server.sse import Event, encode
+from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Event, encode
 from server.stream_stats import StreamStats
 
 STATIC = Path(__file__).parent / "static"
@@ -58,8 +58,6 @@ FAKE_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
 MILESTONE_EVERY = 5
 SESSION_COOKIE = "course_session"
 
-# What every hand-made stream sends. FastAPI's EventSourceResponse adds the last two itself.
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 STATS = StreamStats()
 
@@ -167,7 +165,7 @@ def _add_routes(api: FastAPI) -> None:
                     time.sleep(interval)
                 yield encode(Event(data="발사!"))
 
-        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
     @api.get("/countdown-plain")
     def countdown_plain(
@@ -195,7 +193,7 @@ def _add_routes(api: FastAPI) -> None:
                     time.sleep(delay)
                 yield encode(Event(data="[DONE]"))
 
-        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
     # --- sync vs async generators: who blocks whom ----------------------------------------
 
@@ -209,7 +207,7 @@ def _add_routes(api: FastAPI) -> None:
                 time.sleep(delay)  # fine: this runs in a worker thread
                 yield encode(Event(data=str(i)))
 
-        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
     @api.get("/sync-vs-async/async")
     def slow_async(
@@ -221,7 +219,7 @@ def _add_routes(api: FastAPI) -> None:
                 time.sleep(delay)  # the bug on purpose: blocks the event loop, every client waits
                 yield encode(Event(data=str(i)))
 
-        return StreamingResponse(generate(), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
     @api.get("/ping")
     async def ping() -> dict[str, bool]:

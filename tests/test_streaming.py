@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ from httpx_sse import connect_sse
 from server.launcher import Server, start_app
 from server.resume_client import read_with_resume
 from server.sse import Decoder, Event
+from server.stall import ping_latencies_during
 from server.streaming import FAKE_REPLY, event_for, parse_last_event_id
 
 APP = "server.streaming:app"
@@ -248,28 +248,6 @@ def test_finished_streams_are_counted_as_finished(serve) -> None:  # type: ignor
     stats = httpx.get(f"{server.url}/stats").json()
     assert stats["events"] == {"active": 0, "finished": 1, "cancelled": 0, "failed": 0}
     assert stats["countdown"]["finished"] == 1
-
-
-def ping_latencies_during(url: str, stream_path: str) -> list[float]:
-    """Ping `url` over and over while another client reads `stream_path` to its end."""
-    done = threading.Event()
-
-    def read_stream() -> None:
-        read_events(url + stream_path)
-        done.set()
-
-    reader = threading.Thread(target=read_stream)
-    latencies = []
-    with httpx.Client(timeout=20) as client:
-        client.get(f"{url}/ping")  # warm the connection
-        reader.start()
-        time.sleep(0.1)  # let the stream start
-        while not done.is_set():
-            start = time.perf_counter()
-            client.get(f"{url}/ping")
-            latencies.append(time.perf_counter() - start)
-    reader.join()
-    return latencies
 
 
 def test_a_blocking_async_generator_stalls_everyone(serve) -> None:  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@
 Two measurements, each side by side with the direct call, in one run:
 
 1. Added time to first token, sequential requests: the time from sending a request to the
-   first text delta, directly from `server.fake_openai` and through `server.llm_relay`
+   first text delta, directly from `server.apps.fake_openai` and through `server.apps.llm_relay`
    (median and p99 of the difference).
 2. Throughput with many streams: 200 concurrent streams on one relay worker, tokens per
    second reaching the clients, against the same 200 streams read from the upstream directly,
@@ -30,7 +30,7 @@ import statistics
 import time
 from urllib.parse import quote
 
-from server.launcher import Server, start_app
+from server.course.launcher import Server, start_app
 
 HELLO = "안녕하세요, 자기소개 해주세요."
 DIRECT_DELTA = b'"delta": {"content": "'  # a chunk with text (the first, role-only, has "")
@@ -118,9 +118,9 @@ def main() -> None:
     args = parser.parse_args()
 
     fast = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0", "FAKE_OPENAI_TOKENS": "8"}
-    with start_app("server.fake_openai:app", env=fast, name="bench-upstream") as llm:
+    with start_app("server.apps.fake_openai:app", env=fast, name="bench-upstream") as llm:
         relay_env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-bench"}
-        with start_app("server.llm_relay:app", env=relay_env, name="bench-relay") as relay:
+        with start_app("server.apps.llm_relay:app", env=relay_env, name="bench-relay") as relay:
             times = asyncio.run(ttft(llm, relay, args.requests))
     added = [r - d for d, r in zip(times["direct"], times["relay"], strict=True)]
     print(f"time to first token, {args.requests} sequential requests (ms)")
@@ -130,9 +130,9 @@ def main() -> None:
 
     # Long replies of many tokens: the upstream's generated text, not the canned greeting.
     many = {**fast, "FAKE_OPENAI_TOKENS": str(args.tokens)}
-    with start_app("server.fake_openai:app", env=many, name="bench-upstream") as llm:
+    with start_app("server.apps.fake_openai:app", env=many, name="bench-upstream") as llm:
         relay_env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-bench"}
-        with start_app("server.llm_relay:app", env=relay_env, name="bench-relay") as relay:
+        with start_app("server.apps.llm_relay:app", env=relay_env, name="bench-relay") as relay:
             long_direct = chat_request(llm, "tell me more")
             long_relay = relay_request(relay, "tell me more")
             rows = []

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from server.launcher import Server, start_app
+from server.course.launcher import Server, start_app
 
 
 @pytest.fixture

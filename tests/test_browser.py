@@ -14,13 +14,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from server.browser import BrowserNotFoundError, find_chromium, launch_options
-from server.launcher import Server, free_port, start_app
+from server.course.browser import BrowserNotFoundError, find_chromium, launch_options
+from server.course.launcher import Server, free_port, start_app
 from server.sse import Decoder
 
 pytestmark = pytest.mark.browser
 
-APP = "server.streaming:app"
+APP = "server.apps.fastapi_streams:app"
 XSS = '<img src=x onerror="window.pwned = true">'
 
 
@@ -255,7 +255,7 @@ def test_fetch_chat_survives_a_crlf_cut_between_reads(page: Any, app: Server) ->
     assert (chat["text"], chat["tokens"], chat["done"]) == ("x", 1, True)
 
 
-# --- the chat view of server/llm_relay.py (lesson 06), which uses sse.js too ---------------------
+# --- the chat view of server/apps/llm_relay.py (lesson 06), which uses sse.js too -------
 
 HELLO = "안녕하세요, 자기소개 해주세요."
 HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
@@ -264,9 +264,9 @@ HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
 @pytest.fixture(scope="module")
 def relay() -> Iterator[Server]:
     env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
-    with start_app("server.fake_openai:app", env=env, name="fake_openai") as llm:
+    with start_app("server.apps.fake_openai:app", env=env, name="fake_openai") as llm:
         env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": ""}
-        with start_app("server.llm_relay:app", env=env, name="llm_relay") as server:
+        with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:
             yield server
 
 

@@ -70,7 +70,7 @@ def test_no_path_hacks_anywhere() -> None:
 
 def test_importing_the_package_starts_nothing() -> None:
     """Every module of `server` imports without starting a process (a server, the reaper)."""
-    names = [m.name for m in pkgutil.iter_modules(server.__path__, "server.")]
+    names = [m.name for m in pkgutil.walk_packages(server.__path__, "server.")]
     code = textwrap.dedent(f"""
         import importlib, os, pathlib
         for name in {names!r}:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.exercise import Outcome, check, check_async, run_check
+from server.course.exercise import Outcome, check, check_async, run_check
 
 
 def reference(x: int) -> int:

@@ -19,8 +19,8 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
-from server import fake_openai
-from server.launcher import Server, start_app
+from server.apps import fake_openai
+from server.course.launcher import Server, start_app
 from server.sse import Decoder
 
 HELLO = "안녕하세요, 자기소개 해주세요."
@@ -30,7 +30,7 @@ FAST = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[Server]:
-    with start_app("server.fake_openai:app", env=FAST, name="fake_openai") as server:
+    with start_app("server.apps.fake_openai:app", env=FAST, name="fake_openai") as server:
         yield server
 
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from server import http_raw
+from server.clients import http_raw
 
 
 def test_build_request_is_exact() -> None:
@@ -38,7 +38,7 @@ def test_websocket_frame_masks_the_payload() -> None:
 
 
 def test_reads_length_and_chunked_responses_on_one_connection(serve) -> None:
-    app = serve("server.http_demo:app")
+    app = serve("server.apps.http_demo:app")
     with socket.create_connection(("127.0.0.1", app.port)) as sock:
         reader = sock.makefile("rb")
         sock.sendall(http_raw.build_request("127.0.0.1", "/hello"))

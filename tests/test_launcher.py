@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import launcher
-from server.launcher import (
+from server.course import launcher
+from server.course.launcher import (
     BinaryNotFoundError,
     LauncherError,
     PortInUseError,
@@ -23,7 +23,7 @@ from server.launcher import (
     start_nginx,
     start_redis,
 )
-from server.urls import browser_url
+from server.course.urls import browser_url
 
 APPS = str(Path(__file__).parent / "apps")
 
@@ -146,7 +146,7 @@ def test_no_server_outlives_a_killed_kernel() -> None:
 
     manager, client = start_new_kernel(kernel_name="python3")
     code = textwrap.dedent(f"""
-        from server.launcher import start_app, start_nginx, start_redis
+        from server.course.launcher import start_app, start_nginx, start_redis
         app = start_app("endless:app", args=["--app-dir", {APPS!r}])
         proxy = start_nginx([app])
         cache = start_redis()

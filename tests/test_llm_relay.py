@@ -14,9 +14,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from server import fake_openai, llm_relay
-from server.launcher import Server, start_app
-from server.llm_stream import assemble_reply
+from server.apps import fake_openai, llm_relay
+from server.clients.llm_stream import assemble_reply
+from server.course.launcher import Server, start_app
 from server.sse import Decoder, Event, encode
 
 HELLO = "안녕하세요, 자기소개 해주세요."
@@ -27,20 +27,20 @@ NO_DOTENV = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "OPENAI_MODEL": ""}
 @pytest.fixture(scope="module")
 def llm() -> Iterator[Server]:
     env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
-    with start_app("server.fake_openai:app", env=env, name="fake_openai") as server:
+    with start_app("server.apps.fake_openai:app", env=env, name="fake_openai") as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def relay(llm: Server) -> Iterator[Server]:
     env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test"}
-    with start_app("server.llm_relay:app", env=env, name="llm_relay") as server:
+    with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:
         yield server
 
 
 def relay_to(serve: Callable[..., Server], llm: Server, **env: str) -> Server:
     env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", **env}
-    return serve("server.llm_relay:app", env=env)
+    return serve("server.apps.llm_relay:app", env=env)
 
 
 def events(response: httpx.Response) -> list[Event]:
@@ -222,7 +222,9 @@ def test_config_and_chat_page(relay: Server, llm: Server) -> None:
 
 
 def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> None:
-    slow = serve("server.fake_openai:app", env={"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "10"})
+    slow = serve(
+        "server.apps.fake_openai:app", env={"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "10"}
+    )
     relay = relay_to(serve, slow)
 
     def stats() -> dict[str, int]:
@@ -242,8 +244,8 @@ def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> N
 
 
 def test_failure_mid_stream_becomes_an_error_event(serve: Callable[..., Server]) -> None:
-    failing = serve("server.fake_openai:app", env={"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0",
-                                                   "FAKE_OPENAI_FAIL_AFTER": "3"})  # fmt: skip
+    env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0", "FAKE_OPENAI_FAIL_AFTER": "3"}
+    failing = serve("server.apps.fake_openai:app", env=env)
     relay = relay_to(serve, failing)
     with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
         assert response.status_code == 200
@@ -266,7 +268,7 @@ def test_rejected_key_is_a_clear_error(serve: Callable[..., Server], llm: Server
 def test_without_configuration_the_relay_runs_the_local_model(
     serve: Callable[..., Server],
 ) -> None:
-    relay = serve("server.llm_relay:app", env={**NO_DOTENV, "FAKE_OPENAI_TPS": "0"})
+    relay = serve("server.apps.llm_relay:app", env={**NO_DOTENV, "FAKE_OPENAI_TPS": "0"})
     assert httpx.get(f"{relay.url}/config").json()["upstream"] == "the course's local fake LLM"
     with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
         assert text_of(events(response)) == HELLO_REPLY

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.launcher import Server
+from server.apps.sse_samples import SAMPLES, SENTENCE
+from server.course.launcher import Server
+from server.course.wiretap import start_wiretap
 from server.sse import Decoder, Event
-from server.sse_samples import SAMPLES, SENTENCE
-from server.wiretap import start_wiretap
 
 EXPECTED = {
     "seed": [Event("안녕하세요", "message", ""), Event("두 번째 메시지입니다", "message", "")],
@@ -37,7 +37,7 @@ def read_chunks(url: str) -> tuple[httpx.Response, list[bytes]]:
 
 @pytest.fixture
 def samples(serve) -> Server:
-    return serve("server.sse_samples:app")
+    return serve("server.apps.sse_samples:app")
 
 
 def test_every_sample_is_listed_and_expected() -> None:

@@ -8,14 +8,14 @@ from itertools import pairwise
 
 import pytest
 
-from server.http_raw import build_request
-from server.launcher import Server
-from server.wiretap import start_wiretap
+from server.clients.http_raw import build_request
+from server.course.launcher import Server
+from server.course.wiretap import start_wiretap
 
 
 @pytest.fixture
 def demo(serve) -> Server:
-    return serve("server.http_demo:app")
+    return serve("server.apps.http_demo:app")
 
 
 def _exchange(port: int, path: str) -> list[bytes]:

@@ -1,6 +1,6 @@
 """The small server lessons 00 and 01 talk to by hand: a page, a chunked stream, a WebSocket.
 
-    start_app("server.http_demo:app")
+    start_app("server.apps.http_demo:app")
 
 - `GET /hello`: a fixed short text with a `Content-Length` (the ordinary response).
 - `GET /chunks?n=5&interval=0.2`: a body sent in pieces as it is produced. With no length

@@ -19,7 +19,7 @@ stacks; this is small enough to read):
 - `cut_after`: close both sides of a connection once this many bytes went down,
 - `tap.cut()`: close every open connection now (the network failed).
 
-It runs as its own process (`python -m server.wiretap`), started through the launcher like
+It runs as its own process (`python -m server.course.wiretap`), started through the launcher like
 every other server, so a cell that blocks on a socket cannot stall it.
 """
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
-from server.launcher import Server, start_python
+from server.course.launcher import Server, start_python
 
 RECORDS = "records.jsonl"
 
@@ -102,7 +102,7 @@ def start_wiretap(
         "--record", f"{{workdir}}/{RECORDS}",
         "--delay", str(delay), "--chunk-size", str(chunk_size), "--cut-after", str(cut_after),
     ]  # fmt: skip
-    return Wiretap(start_python("server.wiretap", args, port=port, name="wiretap"))
+    return Wiretap(start_python("server.course.wiretap", args, port=port, name="wiretap"))
 
 
 def read_records(path: Path) -> Iterator[Record]:

@@ -1,6 +1,6 @@
 """Is this machine ready for the course? Every check says what it found, or how to fix it.
 
-Lesson 00 runs these checks in a cell; from a terminal, `python -m server.doctor` does the
+Lesson 00 runs these checks in a cell; from a terminal, `python -m server.course.doctor` does the
 same and exits with status 1 if anything is missing.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from server.launcher import BinaryNotFoundError, find_binary
+from server.course.launcher import BinaryNotFoundError, find_binary
 
-REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 MIN_PYTHON = (3, 11)
 VERSION_FLAGS = {"nginx": "-v", "redis-server": "--version"}
 

@@ -25,7 +25,7 @@ Upstream, from the environment or a ``.env`` file (python-dotenv; the environmen
   ``http://localhost:11434/v1``, vLLM at ``http://localhost:8000/v1``); the key is
   ``OPENAI_API_KEY``, or a placeholder if unset, since local servers ignore it.
 - only ``OPENAI_API_KEY`` set: OpenAI itself.
-- neither: the relay starts the course's local fake server itself (`server.fake_openai`).
+- neither: the relay starts the course's local fake server itself (`server.apps.fake_openai`).
 
 ``OPENAI_MODEL`` names the model (default ``gpt-4o-mini``). ``GET /config`` and the relay's
 log say which upstream is in use. The chat page is ``GET /`` (`server/static/chat.html`).
@@ -238,9 +238,9 @@ class Conversation(BaseModel):
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     upstream, local = upstream_from_env(), None
     if upstream is None:
-        from server.launcher import start_app  # only when the relay runs the local model
+        from server.course.launcher import start_app  # only when the relay runs the local model
 
-        local = start_app("server.fake_openai:app", name="fake_openai-for-relay")
+        local = start_app("server.apps.fake_openai:app", name="fake_openai-for-relay")
         upstream = Upstream(
             f"{local.url}/v1", LOCAL_KEY, DEFAULT_MODEL, "the course's local fake LLM"
         )

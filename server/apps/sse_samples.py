@@ -1,11 +1,11 @@
 """Fixed SSE byte streams, served exactly as written, to look at the wire format (lesson 03).
 
-    samples = start_app("server.sse_samples:app")
+    samples = start_app("server.apps.sse_samples:app")
     httpx.get(f"{samples.url}/samples/every-field").content == SAMPLES["every-field"]
 
 Each sample is a short, finite ``text/event-stream`` body whose exact bytes are in `SAMPLES`,
 so a cell or a test can compare what arrived with what was sent, byte for byte, however the
-network (or `server.wiretap`) cut it on the way:
+network (or `server.course.wiretap`) cut it on the way:
 
 - ``seed``: the seed notes' minimal stream, ``data: 안녕하세요`` and a blank line, twice.
 - ``every-field``: a comment, an event with every field (``event``, ``id``, ``retry``, two

@@ -1,4 +1,4 @@
-"""Simulated users of `server.event_source`: short polling, long polling and SSE, measured.
+"""Simulated users of `server.apps.price_feed`: short polling, long polling and SSE, measured.
 
 Each simulated user is one `httpx.AsyncClient` (its own keep-alive connection, as a browser
 tab would have) running one *client loop* until a deadline. A loop has one shape for all
@@ -186,7 +186,7 @@ class CountingTransport(httpx.AsyncHTTPTransport):
 
     httpx has no public way to pass a network backend to its transport, so this replaces the
     connection pool it builds with one that has a counting backend; the rest (request and
-    response mapping, error translation) stays httpx's. tests/test_event_source.py checks that
+    response mapping, error translation) stays httpx's. tests/test_price_feed.py checks that
     the counts match the bytes on the wire.
     """
 

@@ -1,6 +1,7 @@
 """The FastAPI app of lessons 04 and 05: every way of streaming, side by side.
 
-Run it with the launcher (`start_app("server.streaming:app")`) or `uvicorn server.streaming:app`.
+Run it with the launcher (`start_app("server.apps.fastapi_streams:app")`) or
+`uvicorn server.apps.fastapi_streams:app`.
 
 The hand-made way, `StreamingResponse` + `server.sse.encode`:
 

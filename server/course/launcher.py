@@ -2,7 +2,7 @@
 
 Every notebook and test starts servers the same way, through this module:
 
-    app = start_app("server.streaming:app")      # a free port, waits until it answers
+    app = start_app("server.apps.fastapi_streams:app")      # a free port, waits until it answers
     print(app.url)                                # http://127.0.0.1:PORT
     app.stop()                                    # or stop_all(), or `with start_app(...)`
 
@@ -18,7 +18,7 @@ Guarantees, each tested in tests/test_launcher.py:
 - Clear errors: `PortInUseError`, `BinaryNotFoundError` (with the install line for this
   platform), `ServerCrashedError` (with the end of its log), `ReadinessTimeoutError`.
 - Nothing outlives the kernel: `stop_all()` runs at exit, and a watchdog process
-  (`server/reaper.py`) stops every server even when the kernel is killed outright.
+  (`server/course/reaper.py`) stops every server even when the kernel is killed outright.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.urls import browser_url
+from server.course.urls import browser_url
 
 LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT = 5.0
@@ -102,7 +102,7 @@ class Server:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     def browser_url(self, path: str = "/") -> str:
-        """The URL for the learner's browser (JupyterHub-aware, see `server.urls`)."""
+        """The URL for the learner's browser (JupyterHub-aware, see `server.course.urls`)."""
         return browser_url(self.port, path)
 
     @property
@@ -154,7 +154,7 @@ def start_app(
     timeout: float = 20.0,
     name: str | None = None,
 ) -> Server:
-    """Run an ASGI app, given as an import string like `"server.streaming:app"`, under uvicorn.
+    """Run an ASGI app under uvicorn, given as an import string (`"server.apps.http_demo:app"`).
 
     With `port=None` the OS picks a free port. Another process could take it in the instant
     before uvicorn binds it; that shows up as a crash with "address already in use", and the
@@ -500,7 +500,7 @@ class _Registry:
         stale = self._reaper_owner != os.getpid()  # a forked child needs its own reaper
         if self._reaper is None or stale or self._reaper.poll() is not None:
             self._reaper = subprocess.Popen(
-                [sys.executable, "-m", "server.reaper"],
+                [sys.executable, "-m", "server.course.reaper"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

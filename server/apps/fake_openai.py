@@ -43,7 +43,7 @@ which the client raises as ``openai.AuthenticationError``. A stream broken by
 OpenAI sends it: a ``data: {"error": {...}}`` chunk (Chat; the client raises
 ``openai.APIError``) or an ``error`` event then ``response.failed`` (Responses).
 
-Run it alone with ``uvicorn server.fake_openai:app`` and point any client at ``…/v1``.
+Run it alone with ``uvicorn server.apps.fake_openai:app`` and point any client at ``…/v1``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""server.streaming against a real uvicorn on a free port: streams read to their end."""
+"""server.apps.fastapi_streams against a real uvicorn on a free port: streams read to their end."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from server.launcher import Server, start_app
-from server.resume_client import read_with_resume
+from server.apps.fastapi_streams import FAKE_REPLY, event_for, parse_last_event_id
+from server.clients.resume import read_with_resume
+from server.clients.stall import ping_latencies_during
+from server.course.launcher import Server, start_app
 from server.sse import Decoder, Event
-from server.stall import ping_latencies_during
-from server.streaming import FAKE_REPLY, event_for, parse_last_event_id
 
-APP = "server.streaming:app"
+APP = "server.apps.fastapi_streams:app"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-// The chat view for server/llm_relay.py. Text from the model is untrusted: it is always put on
+// The chat view for server/apps/llm_relay.py. Text from the model is untrusted: it is always put on
 // the page with textContent, never innerHTML, so a reply containing <script> stays text.
 // URLs are relative ("chat", not "/chat") so the page also works behind JupyterHub's proxy.
 "use strict";

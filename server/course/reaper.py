@@ -12,7 +12,7 @@ stop a server together with its children: nginx's workers, uvicorn's reloader, a
 The reaper runs in a session of its own too, so that killing the kernel's process group
 does not take the reaper down before it has done its job.
 
-Run as ``python -m server.reaper``; it is never imported by the notebooks.
+Run as ``python -m server.course.reaper``; it is never imported by the notebooks.
 """
 
 from __future__ import annotations

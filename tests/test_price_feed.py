@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from server.launcher import Server, start_app
-from server.polling_clients import (
+from server.clients.polling import (
     CountingTransport,
     Meter,
     Method,
@@ -22,9 +21,10 @@ from server.polling_clients import (
     simulate,
     sse_loop,
 )
+from server.course.launcher import Server, start_app
 from server.sse import Decoder
 
-APP = "server.event_source:app"
+APP = "server.apps.price_feed:app"
 QUIET = {"EVENT_RATE": "0"}  # events only when a test publishes them
 
 

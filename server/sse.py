@@ -35,8 +35,10 @@ several ``data:`` lines and line breaks in ``event`` or ``id`` are refused.
 """
 
 import codecs
+import json
 from contextlib import suppress
 from dataclasses import dataclass
+from types import MappingProxyType
 
 __all__ = [
     "MEDIA_TYPE",
@@ -46,12 +48,14 @@ __all__ = [
     "Event",
     "comment",
     "encode",
+    "encode_json",
 ]
 
 # What a server sends with every event stream, whatever carries the bytes: the media type
 # EventSource requires, no caching, and no buffering by a proxy such as nginx (lesson 08).
+# Read-only: every app shares this one mapping, so no app may change it for all the others.
 MEDIA_TYPE = "text/event-stream"
-RESPONSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RESPONSE_HEADERS = MappingProxyType({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,9 @@ def encode(event: Event) -> bytes:
     back as LF. Values that cannot be sent as given raise `ValueError`: nothing is
     silently rewritten.
     """
+    for name, value in (("data", event.data), ("event type", event.event), ("id", event.id)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be a str, got {type(value).__name__}: {value!r}")
     lines = []
     if event.event is not None:
         if "\r" in event.event or "\n" in event.event:
@@ -110,6 +117,17 @@ def encode(event: Event) -> bytes:
         lines.append(f"retry: {event.retry}")
     lines.extend(f"data: {line}" for line in _split_lines(event.data))
     return ("\n".join(lines) + "\n\n").encode()
+
+
+def encode_json(data: object, *, event: str | None = None, id: str | None = None) -> bytes:
+    """`encode` an event whose data is `data` as compact JSON, the usual payload of an app.
+
+    JSON never needs more than one ``data:`` line (a line break inside a string is
+    written ``\\n``). Non-ASCII text stays UTF-8 (fewer bytes than ``\\uXXXX``); that
+    includes U+2028, ordinary data to SSE but a line break to some line splitters.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return encode(Event(data=text, event=event, id=id))
 
 
 def comment(text: str = "") -> bytes:
@@ -154,11 +172,14 @@ class Decoder:
         self._event_type = ""
         self._id_buffer = ""  # the standard's "last event ID buffer"
         self._event_retry: int | None = None  # a retry seen since the last blank line
+        self._failed: BufferLimitExceeded | None = None  # raised by the next feed or close
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Parse the next piece of the stream, cut anywhere; return the completed events."""
         if self._closed:
             raise ValueError("feed() after close(): use a new Decoder for a new stream")
+        if self._failed is not None:
+            raise self._failed
         text = self._utf8.decode(chunk)
         if not text:  # an empty chunk, or only part of a character or of a BOM
             return []
@@ -176,17 +197,26 @@ class Decoder:
             events = []
         held = self._line_size + self._data_size
         if held > self.max_buffer:
-            raise BufferLimitExceeded(
+            error = BufferLimitExceeded(
                 f"SSE decoder holds {held} characters of an unfinished line or event, "
                 f"more than max_buffer={self.max_buffer}; if the stream really sends "
                 f"lines or events this big, raise it: Decoder(max_buffer=...)"
             )
+            self._line, self._data = [], []  # let the oversized text go now
+            self._line_size = self._data_size = 0
+            if not events:
+                raise error
+            self._failed = error  # complete events are delivered; the next call fails
         return events
 
     def close(self) -> list[Event]:
         """End of stream. Always returns ``[]``: by the standard an unfinished event, or
         an unfinished line, is discarded, never dispatched. (A CR is acted on when it
-        arrives, so no line ending is ever left waiting for the next chunk.)"""
+        arrives, so no line ending is ever left waiting for the next chunk.) Raises
+        `BufferLimitExceeded` if the last `feed` overflowed after delivering events."""
+        if self._failed is not None:
+            self._closed = True
+            raise self._failed
         self._utf8.decode(b"", final=True)  # a cut character belongs to the discarded line
         self._closed = True
         self._line, self._data = [], []

@@ -3,13 +3,22 @@
 https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 """
 
+import json
 from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.sse import BufferLimitExceeded, Decoder, Event, comment, encode
+from server.sse import (
+    RESPONSE_HEADERS,
+    BufferLimitExceeded,
+    Decoder,
+    Event,
+    comment,
+    encode,
+    encode_json,
+)
 
 BOM = "\ufeff".encode()
 
@@ -330,6 +339,22 @@ def test_unfinished_event_over_limit_raises() -> None:
         decoder.feed(b"data: " + b"x" * 60 + b"\n")
 
 
+def test_events_completed_before_the_overflow_are_delivered_then_it_fails() -> None:
+    """A chunk that completes events and then overflows: the events first, the error next."""
+    decoder = Decoder(max_buffer=100)
+    chunk = b"data: one\n\ndata: two\n\ndata: " + b"x" * 200
+    assert decoder.feed(chunk) == [message("one"), message("two")]
+    with pytest.raises(BufferLimitExceeded, match="max_buffer=100"):
+        decoder.feed(b"\n\n")  # the oversized event is never delivered
+
+
+def test_an_overflow_after_delivered_events_is_reported_by_close_too() -> None:
+    decoder = Decoder(max_buffer=10)
+    assert decoder.feed(b"data: a\n\ndata: " + b"x" * 20) == [message("a")]
+    with pytest.raises(BufferLimitExceeded):
+        decoder.close()
+
+
 def test_buffer_limit_error_is_a_value_error() -> None:
     assert issubclass(BufferLimitExceeded, ValueError)
 
@@ -444,6 +469,40 @@ def test_encode_retry_zero() -> None:
 def test_encode_refuses_what_it_cannot_send(event: Event, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         encode(event)
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (Event(data=5), "data must be a str"),  # type: ignore[arg-type]
+        (Event(data=b"x"), "data must be a str"),  # type: ignore[arg-type]
+        (Event(event=1), "event type must be a str"),  # type: ignore[arg-type]
+        (Event(id=7), "id must be a str"),  # type: ignore[arg-type]
+    ],
+)
+def test_encode_refuses_values_that_are_not_text(event: Event, reason: str) -> None:
+    """A bare TypeError from deep inside would not say which field was wrong."""
+    with pytest.raises(ValueError, match=reason):
+        encode(event)
+
+
+def test_encode_json_is_compact_utf8_json_in_data() -> None:
+    assert encode_json({"token": "안녕"}, event="delta", id="3") == (
+        'event: delta\nid: 3\ndata: {"token":"안녕"}\n\n'.encode()
+    )
+    assert decode(encode_json({"text": "a\nb"})) == [message('{"text":"a\\nb"}')]
+
+
+def test_encode_json_keeps_line_separators_inside_one_data_line() -> None:
+    """U+2028 is ordinary data to SSE; JSON may leave it raw, and the decoder keeps it."""
+    (event,) = decode(encode_json({"t": "a\u2028b"}))
+    assert json.loads(event.data) == {"t": "a\u2028b"}
+
+
+def test_response_headers_cannot_be_changed_by_one_app_for_all() -> None:
+    with pytest.raises(TypeError):
+        RESPONSE_HEADERS["Cache-Control"] = "max-age=60"  # type: ignore[index]
+    assert RESPONSE_HEADERS == {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @pytest.mark.parametrize(

@@ -284,3 +284,19 @@ def test_percentile_interpolates_like_numpy():
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([5], 95) == 5
     assert percentile([0, 10], 95) == pytest.approx(9.5)
+
+
+def test_a_loop_that_raises_its_own_timeout_error_is_reported_as_its_error(quiet):
+    """A learner's loop that uses `asyncio.timeout` and lets it escape: the error recorded is
+    the loop's own TimeoutError, not a crash of the harness (bug 1 of issue 8)."""
+
+    async def impatient(client, url, since, deadline, on_event, hold=20.0):
+        async with asyncio.timeout(0.05):
+            await client.get(url, params={"since": since, "timeout": 5})
+        return since
+
+    trial = asyncio.run(long_poll_trial(impatient, quiet.url, users=1, at=(), seconds=3))
+    error = trial.users[0].error
+    assert isinstance(error, TimeoutError), error
+    assert "still running" not in str(error)  # it is the loop's, not the harness's
+    assert trial.users[0].finished is not None and trial.users[0].finished < trial.deadline

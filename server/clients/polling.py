@@ -391,22 +391,24 @@ async def _run_user(
         event_hooks=hooks,
         trust_env=False,
     ) as client:
+        limit = asyncio.timeout(deadline - time.monotonic() + grace)
         try:
-            async with asyncio.timeout(deadline - time.monotonic() + grace):
+            async with limit:
                 record.returned = await method.loop(
                     client, url, since, deadline, record.deliver, **method.options
                 )
-        except TimeoutError:
-            if time.monotonic() >= deadline + grace:
-                error = TimeoutError(
-                    f"the client loop was still running {grace:g} s after its deadline: "
-                    "does it stop asking when the deadline has passed, and cut the server's "
-                    "hold (timeout=) to the time that is left?"
-                )
-            record.error = error
         except Exception as error:  # recorded, and re-raised by Experiment.raise_errors()
-            record.error = error
+            # A TimeoutError is ours only if our limit fired; the loop may raise its own.
+            record.error = _overran(grace) if limit.expired() else error
         record.finished = time.monotonic()
+
+
+def _overran(grace: float) -> TimeoutError:
+    return TimeoutError(
+        f"the client loop was still running {grace:g} s after its deadline: "
+        "does it stop asking when the deadline has passed, and cut the server's "
+        "hold (timeout=) to the time that is left?"
+    )
 
 
 # --- the exercise: a long-poll loop, tried against scripted events ------------------------

@@ -20,13 +20,18 @@ test:  ## set up, then run every check CI runs
 	@tools/setup.sh chromium
 	$(MAKE) --no-print-directory lint test-unit test-solutions test-notebooks
 
-lint:
+lint:  ## ruff, mypy over server/, and learner copies in step with solutions/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) tools/make_learner.py --check
 
-test-unit:  ## unit, end-to-end and browser tests of server/
-	$(PYTEST) tests
+# Branch coverage of server/, servers started as subprocesses included (pyproject.toml).
+COVERAGE_FLOOR := 85
+
+test-unit:  ## unit, end-to-end and browser tests of server/, with branch coverage
+	$(PYTEST) --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) tests
+	$(PY) -m coverage report --include=server/sse.py --fail-under=100
 
 test-solutions:  ## the solved notebooks, outputs compared with the committed ones
 	$(PYTEST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg solutions

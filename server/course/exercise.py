@@ -27,7 +27,7 @@ class Outcome(Enum):
     NOT_ATTEMPTED = "not attempted"
 
 
-def run_check(func: Callable[..., Any], test: Callable[[Callable[..., Any]], object]) -> Outcome:
+def run_check(func: F, test: Callable[[F], object]) -> Outcome:
     """Run `test(func)` and print the outcome; `test` asserts what must hold."""
     try:
         test(func)
@@ -36,9 +36,7 @@ def run_check(func: Callable[..., Any], test: Callable[[Callable[..., Any]], obj
     return _report(func, None)
 
 
-async def run_check_async(
-    func: Callable[..., Any], test: Callable[[Callable[..., Any]], Awaitable[object]]
-) -> Outcome:
+async def run_check_async(func: F, test: Callable[[F], Awaitable[object]]) -> Outcome:
     """`run_check` for a test that must be awaited (the exercise is async code)."""
     try:
         await test(func)

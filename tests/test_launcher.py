@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import textwrap
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.course import launcher
+from server.course import launcher, reaper
 from server.course.launcher import (
     BinaryNotFoundError,
     LauncherError,
@@ -173,3 +174,28 @@ def test_no_server_outlives_a_killed_kernel() -> None:
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_reaper_stops_every_group_even_when_one_exits_during_cleanup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A group that is alive when the reaper looks and gone when it signals must not abort the
+    cleanup: the groups after it still have to be stopped."""
+    vanishing = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    survivor = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    real_killpg = os.killpg
+
+    def killpg_then_vanish(pgid: int, sig: int) -> None:
+        real_killpg(pgid, sig)
+        if pgid == vanishing.pid and vanishing.returncode is None:
+            vanishing.kill()  # the group exits right after the reaper's look at it
+            vanishing.wait()
+
+    monkeypatch.setattr(os, "killpg", killpg_then_vanish)
+    try:
+        reaper.terminate_groups([vanishing.pid, survivor.pid], grace=0.5)
+        assert survivor.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        for process in (vanishing, survivor):
+            process.kill()
+            process.wait()

@@ -21,29 +21,34 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 
 GRACE_SECONDS = 3.0
 
 
-def _alive(pgid: int) -> bool:
+def _signal(pgid: int, sig: int) -> bool:
+    """Send `sig` to the group; False if it is gone (or its id now belongs to someone else)."""
     try:
-        os.killpg(pgid, 0)
+        os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         return False
     return True
 
 
-def terminate_groups(pgids: set[int], grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM every group, wait up to `grace` seconds, then SIGKILL what is left."""
-    for pgid in pgids:
-        if _alive(pgid):
-            os.killpg(pgid, signal.SIGTERM)
+def terminate_groups(pgids: Iterable[int], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM every group, wait up to `grace` seconds, then SIGKILL what is left.
+
+    A group may exit at any moment, between any two of these steps, so there is no "is it
+    alive?" check before a signal: each signal is sent, and a group that is gone by then is
+    simply done. One group's exit must never stop the cleanup of the others.
+    """
+    alive = [pgid for pgid in pgids if _signal(pgid, signal.SIGTERM)]
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in pgids):
+    while alive and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pgid in pgids:
-        if _alive(pgid):
-            os.killpg(pgid, signal.SIGKILL)
+        alive = [pgid for pgid in alive if _signal(pgid, 0)]
+    for pgid in alive:
+        _signal(pgid, signal.SIGKILL)
 
 
 def main() -> None:

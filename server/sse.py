@@ -119,7 +119,9 @@ def encode(event: Event) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-def encode_json(data: object, *, event: str | None = None, id: str | None = None) -> bytes:
+def encode_json(
+    data: object, *, event: str | None = None, id: str | None = None, retry: int | None = None
+) -> bytes:
     """`encode` an event whose data is `data` as compact JSON, the usual payload of an app.
 
     JSON never needs more than one ``data:`` line (a line break inside a string is
@@ -127,7 +129,7 @@ def encode_json(data: object, *, event: str | None = None, id: str | None = None
     includes U+2028, ordinary data to SSE but a line break to some line splitters.
     """
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return encode(Event(data=text, event=event, id=id))
+    return encode(Event(data=text, event=event, id=id, retry=retry))
 
 
 def comment(text: str = "") -> bytes:

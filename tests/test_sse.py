@@ -491,6 +491,7 @@ def test_encode_json_is_compact_utf8_json_in_data() -> None:
         'event: delta\nid: 3\ndata: {"token":"안녕"}\n\n'.encode()
     )
     assert decode(encode_json({"text": "a\nb"})) == [message('{"text":"a\\nb"}')]
+    assert encode_json([1], retry=500) == b"retry: 500\ndata: [1]\n\n"
 
 
 def test_encode_json_keeps_line_separators_inside_one_data_line() -> None:

@@ -98,6 +98,20 @@ def test_nginx_proxies_to_an_app_and_rejects_a_bad_config() -> None:
             start_nginx([app], location="no_such_directive on;")
 
 
+@pytest.mark.nginx
+def test_nginx_reuses_its_upstream_connections() -> None:
+    """Sequential requests through nginx reach the app over one kept-alive connection."""
+    with (
+        start_app("peer:app", args=["--app-dir", APPS]) as app,
+        start_nginx([app]) as proxy,
+        httpx.Client() as client,
+    ):
+        ports = [client.get(proxy.url).text for _ in range(10)]
+    # One connection is expected; a second one is allowed in case the loaded machine stalls
+    # longer than uvicorn's 5 s keep-alive timeout between two requests.
+    assert len(set(ports)) <= 2, f"10 requests used {len(set(ports))} upstream connections"
+
+
 @pytest.mark.redis
 def test_redis_answers_ping() -> None:
     with start_redis() as cache, socket.create_connection(("127.0.0.1", cache.port)) as sock:

@@ -19,6 +19,12 @@ stacks; this is small enough to read):
 - `cut_after`: close both sides of a connection once this many bytes went down,
 - `tap.cut()`: close every open connection now (the network failed).
 
+Without a fault, it ends a connection as TCP does: each direction ends on its own. A client
+that half-closes (`shutdown(SHUT_WR)` after its request, as `nc -N` and some HTTP/1.0 clients
+do) says "I have nothing more to send", not "I am gone": the wiretap passes that end of file
+on to the server (`write_eof`), records it (`up-eof`), and keeps forwarding the answer until
+the server ends its side too (`down-eof`). Only then does it close the connection (`close`).
+
 It runs as its own process (`python -m server.course.wiretap`), started through the launcher like
 every other server, so a cell that blocks on a socket cannot stall it.
 """
@@ -45,7 +51,9 @@ RECORDS = "records.jsonl"
 class Record:
     seconds: float  # since the wiretap started
     connection: int  # 1, 2, ... in the order connections were accepted
-    direction: str  # "up" (client to server), "down" (server to client), "open", "close"
+    # "open"; "up" (client to server) and "down" (server to client) with the bytes read;
+    # "up-eof" and "down-eof" when that side ended its sending (a half-close); "close".
+    direction: str
     data: bytes
 
 
@@ -148,34 +156,49 @@ class Proxy:
             return
         self.open[connection] = (client_w, server_w)
         self.record(connection, "open")
-        up = asyncio.create_task(self.pump(connection, "up", client_r, server_w))
-        down = asyncio.create_task(self.pump(connection, "down", server_r, client_w))
-        await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+        # Both directions, each until its sender ends it: a client that is done sending may
+        # still be waiting for the answer.
+        await asyncio.gather(
+            self.pump(connection, "up", client_r, server_w),
+            self.pump(connection, "down", server_r, client_w),
+        )
         self.close(connection)
-        for task in (up, down):
-            task.cancel()
 
     async def pump(
         self, connection: int, direction: str, reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:  # fmt: skip
+        """Forward one direction until its sender ends it, then pass the end on."""
+        cut_after = self.cut_after if direction == "down" else 0
         sent = 0
-        while data := await reader.read(65536):
-            self.record(connection, direction, data)
-            pieces = [data]
-            if direction == "down" and self.chunk_size:
-                size = self.chunk_size
-                pieces = [data[i : i + size] for i in range(0, len(data), size)]
-            for piece in pieces:
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                if direction == "down" and self.cut_after and sent + len(piece) > self.cut_after:
-                    writer.write(piece[: self.cut_after - sent])
+        try:
+            while (data := await reader.read(65536)) and connection in self.open:
+                self.record(connection, direction, data)
+                for piece in self.pieces(direction, data):
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
+                    if connection not in self.open:
+                        return  # cut while the piece was held back
+                    if cut_after and sent + len(piece) >= cut_after:
+                        writer.write(piece[: cut_after - sent])
+                        await writer.drain()
+                        self.close(connection)
+                        return
+                    writer.write(piece)
                     await writer.drain()
-                    return
-                writer.write(piece)
-                await writer.drain()
-                sent += len(piece)
+                    sent += len(piece)
+            if connection in self.open:  # an end of file, not a cut: a half-close, passed on
+                self.record(connection, f"{direction}-eof")
+                writer.write_eof()
+        except OSError:  # reset by one side: the other side loses the connection too
+            self.close(connection)
+
+    def pieces(self, direction: str, data: bytes) -> list[bytes]:
+        """`data` as forwarded: cut into `chunk_size` pieces on the way down, if asked."""
+        if direction != "down" or not self.chunk_size:
+            return [data]
+        size = self.chunk_size
+        return [data[i : i + size] for i in range(0, len(data), size)]
 
     def close(self, connection: int) -> None:
         writers = self.open.pop(connection, None)
@@ -193,7 +216,8 @@ async def serve(args: argparse.Namespace) -> None:
     proxy = Proxy(args)
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, proxy.cut_all)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", args.port)
-    print(f"wiretap on 127.0.0.1:{args.port} -> {args.upstream}", flush=True)
+    port = server.sockets[0].getsockname()[1]  # the bound one, should `--port 0` be given
+    print(f"wiretap on 127.0.0.1:{port} -> {args.upstream}", flush=True)
     async with server:
         await server.serve_forever()
 

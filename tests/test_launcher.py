@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -120,6 +124,107 @@ def test_redis_answers_ping() -> None:
         assert sock.recv(16) == b"+PONG\r\n"
 
 
+NOBODY = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="acts as a second user: needs root")
+
+
+@pytest.fixture
+def shared_tmp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A fresh world-writable, sticky temporary folder (like /tmp) as the default log place."""
+    tmp_path_factory.getbasetemp()  # before tempfile's default changes: pytest's stays put
+    root = Path(tempfile.mkdtemp())
+    root.chmod(0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    monkeypatch.delenv("COURSE_LOG_DIR", raising=False)
+    yield root
+    shutil.rmtree(root)
+
+
+def _as_user(uid: int, action: Callable[[], object]) -> str:
+    """Run `action` in a forked child that has become user `uid`: "ok <result>" or the error."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through the pipe)
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                answer = f"ok {action()}"
+            except Exception as error:
+                answer = f"error {error!r}"
+            os.write(write, answer.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    return answer
+
+
+def test_logs_go_to_a_private_folder_of_this_user(shared_tmp: Path) -> None:
+    path = launcher.log_dir()
+    for folder in (path, path.parent):
+        info = folder.lstat()
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (os.geteuid(), 0o700), folder
+
+
+@needs_root
+def test_a_second_user_on_the_host_gets_a_log_folder_too(shared_tmp: Path) -> None:
+    first = launcher.log_dir()
+    answer = _as_user(NOBODY, launcher.log_dir)
+    assert answer.startswith("ok "), answer
+    second = Path(answer.removeprefix("ok "))
+    assert second.parent != first.parent
+    assert second.parent.lstat().st_uid == NOBODY
+
+
+@needs_root
+def test_log_dir_refuses_a_folder_another_user_owns(shared_tmp: Path) -> None:
+    planted = shared_tmp / f"sse-course-{os.geteuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)
+    os.chown(planted, NOBODY, NOBODY)
+    with pytest.raises(LauncherError, match=rf"(?s){planted} is owned by user {NOBODY}"):
+        launcher.log_dir()
+    assert list(planted.iterdir()) == []
+
+
+def test_log_dir_refuses_a_symlink(shared_tmp: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (shared_tmp / f"sse-course-{os.geteuid()}").symlink_to(elsewhere)
+    with pytest.raises(LauncherError, match="is a symbolic link"):
+        launcher.log_dir()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_log_dir_refuses_a_folder_others_can_write(shared_tmp: Path) -> None:
+    mine = shared_tmp / f"sse-course-{os.geteuid()}"
+    mine.mkdir()
+    mine.chmod(0o777)
+    with pytest.raises(LauncherError, match=rf"chmod 700 {mine}"):
+        launcher.log_dir()
+
+
+def test_a_symlink_planted_at_a_log_path_is_not_followed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("COURSE_LOG_DIR", str(tmp_path))
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    port = launcher.free_port()
+    for guess in (f"endless_app-{port}.log", "endless_app-1.log", "endless_app-2.log"):
+        (tmp_path / guess).symlink_to(victim)
+    with start_app("endless:app", port=port, args=["--app-dir", APPS]) as app:
+        assert not app.log_path.is_symlink()
+        assert "Uvicorn running" in app.log_tail()
+    assert victim.read_text() == "precious"
+
+
 def test_browser_url_locally_and_under_jupyterhub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
     monkeypatch.delenv("COURSE_PROXY_PREFIX", raising=False)
@@ -142,13 +247,13 @@ def _alive(pid: int) -> bool:
 
 def _group_members(pgid: int) -> list[int]:
     members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(") ", 1)[1].split()
+            fields = stat_file.read_text().rsplit(") ", 1)[1].split()
         except (OSError, IndexError):
             continue
         if int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
+            members.append(int(stat_file.parent.name))
     return members
 
 

@@ -43,7 +43,35 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.course.errors import (
+    BinaryNotFoundError,
+    LauncherError,
+    PortInUseError,
+    ReadinessTimeoutError,
+    ServerCrashedError,
+)
+from server.course.logs import create_log, log_dir
 from server.course.urls import browser_url
+
+__all__ = [
+    "SSE_PROXY",
+    "BinaryNotFoundError",
+    "LauncherError",
+    "PortInUseError",
+    "ReadinessTimeoutError",
+    "Server",
+    "ServerCrashedError",
+    "find_binary",
+    "free_port",
+    "install_hint",
+    "log_dir",
+    "running_servers",
+    "start_app",
+    "start_nginx",
+    "start_python",
+    "start_redis",
+    "stop_all",
+]
 
 LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT = 5.0
@@ -57,26 +85,6 @@ proxy_set_header Connection "";
 proxy_buffering off;
 proxy_cache off;
 proxy_read_timeout 1h;"""
-
-
-class LauncherError(RuntimeError):
-    """A course server could not be started; the message says why and what to do."""
-
-
-class PortInUseError(LauncherError):
-    pass
-
-
-class BinaryNotFoundError(LauncherError):
-    pass
-
-
-class ServerCrashedError(LauncherError):
-    pass
-
-
-class ReadinessTimeoutError(LauncherError):
-    pass
 
 
 @dataclass
@@ -275,14 +283,6 @@ def running_servers() -> list[Server]:
     return _registry.servers()
 
 
-def log_dir() -> Path:
-    """Where server logs go: `$COURSE_LOG_DIR`, else a per-process folder in the temp dir."""
-    base = os.environ.get("COURSE_LOG_DIR")
-    path = Path(base) if base else Path(tempfile.gettempdir()) / "sse-course" / str(os.getpid())
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 # --- binaries ---------------------------------------------------------------------------
 
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin", "/usr/local/bin")
@@ -380,9 +380,8 @@ def _spawn(
     env: Mapping[str, str] | None = None,
     workdir: Path | None = None,
 ) -> Server:
-    safe_name = re.sub(r"[^\w.-]+", "_", name)
-    log_path = log_dir() / f"{safe_name}-{port}.log"
-    with open(log_path, "wb") as log:
+    log_path, log = create_log(name)
+    with log:
         log.write(f"$ {' '.join(command)}\n".encode())
         log.flush()
         process = subprocess.Popen(

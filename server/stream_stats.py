@@ -13,6 +13,10 @@ and `STATS.snapshot()` says, per stream name, how many are `active` now and how 
 `finished` (ran to the end), were `cancelled` (the client left: `asyncio.CancelledError` in an
 async generator, `GeneratorExit` in a sync one) or `failed` (any other exception).
 
+A stream may count more than how it ended: `STATS.add("countdown", "events")` keeps a named
+counter of your own beside those four (requests received, tokens sent), read and reset with
+them, so that one object holds all of a server's bookkeeping.
+
 `track` is a plain (sync) context manager, so it works in both kinds of generator: the
 exception that ends the generator passes through its `__exit__` either way.
 
@@ -58,6 +62,12 @@ class StreamStats:
                 self._counts[name]["active"] -= 1
                 self._counts[name][outcome] += 1
 
+    def add(self, name: str, counter: str, amount: int = 1) -> None:
+        """Add `amount` to a counter of your own for stream `name` (say, tokens sent)."""
+        if counter in ("active", *OUTCOMES):
+            raise ValueError(f"{counter!r} is counted by track(); pick another counter name")
+        self._add(name, counter, amount)
+
     def log_request(self, path: str, headers: Mapping[str, str], cookie: str = "") -> None:
         """Remember the resume-related headers of one request (never their secrets)."""
         entry = {
@@ -71,12 +81,15 @@ class StreamStats:
             self._requests.append(entry)
 
     def snapshot(self) -> dict[str, dict[str, int]]:
-        """`{name: {"active": n, "finished": n, "cancelled": n, "failed": n}}`."""
+        """`{name: {"active": n, "finished": n, "cancelled": n, "failed": n, ...}}`: the four
+        that `track` keeps, then the counters added with `add`, in the order first added."""
         with self._lock:
-            return {
-                name: {key: counts[key] for key in ("active", *OUTCOMES)}
-                for name, counts in sorted(self._counts.items())
-            }
+            return {name: self._counts_of(name) for name in sorted(self._counts)}
+
+    def counts(self, name: str) -> dict[str, int]:
+        """The counters of one stream name, as in `snapshot` (zeros if it never ran)."""
+        with self._lock:
+            return self._counts_of(name)
 
     def requests(self) -> list[dict[str, Any]]:
         """The logged requests, oldest first."""
@@ -84,12 +97,19 @@ class StreamStats:
             return list(self._requests)
 
     def reset(self) -> None:
-        """Forget finished counts and the log (active streams stay counted: they still run)."""
+        """Forget the counts and the log (active streams stay counted: they still run)."""
         with self._lock:
             for counts in self._counts.values():
-                for key in OUTCOMES:
-                    counts[key] = 0
+                for key in counts:
+                    if key != "active":
+                        counts[key] = 0
             self._requests.clear()
+
+    def _counts_of(self, name: str) -> dict[str, int]:
+        counts = self._counts.get(name, Counter())
+        tracked = ("active", *OUTCOMES)
+        extra = {key: value for key, value in counts.items() if key not in tracked}
+        return {key: counts[key] for key in tracked} | extra
 
     def _add(self, name: str, key: str, delta: int) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -20,7 +21,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 from server.apps import fake_openai
-from server.course.launcher import Server, start_app
+from server.course.launcher import LauncherError, Server, start_app
 from server.sse import Decoder
 
 HELLO = "안녕하세요, 자기소개 해주세요."
@@ -257,6 +258,142 @@ def test_failure_in_the_middle_of_a_responses_stream(llm: Server) -> None:
     assert [e.type for e in events][-2:] == ["error", "response.failed"]
     assert events[-1].response.error is not None
     assert sum(e.type == "response.output_text.delta" for e in events) == 2
+
+
+# --- bad input: the 400 the real API sends, never a bare 500 ---------------------------------
+
+AUTH = {"authorization": "Bearer sk-test"}
+ENDPOINTS = ["/v1/chat/completions", "/v1/responses"]
+
+
+def assert_openai_400(response: httpx.Response, *words: str) -> dict[str, Any]:
+    """A 400 with OpenAI's error object, whose message says each of `words`."""
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    for word in words:
+        assert word in error["message"], error["message"]
+    return error
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"not json", ["could not parse the JSON body"]),
+        (b'{"model": "m", "input": "hi"', ["could not parse the JSON body"]),
+        (b"[1, 2]", ["expected an object", "an array"]),
+        (b'"hi"', ["expected an object", "a string"]),
+        (b'{"model": "m", "input": "\xff\xfe", "messages": "\xff"}', ["not valid UTF-8"]),
+    ],
+    ids=["not-json", "cut-short", "array", "string", "not-utf8"],
+)
+def test_a_body_that_is_not_a_json_object_is_a_400(
+    llm: Server, path: str, body: bytes, words: list[str]
+) -> None:
+    headers = {**AUTH, "content-type": "application/json"}
+    assert_openai_400(httpx.post(f"{llm.url}{path}", content=body, headers=headers), *words)
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "words"),
+    [
+        ({"messages": user("hi")}, "model", ["Missing required parameter: 'model'"]),
+        ({"model": "m"}, "messages", ["Missing required parameter: 'messages'"]),
+        ({"model": 5, "messages": user("hi")}, "model", ["expected a string", "an integer"]),
+        ({"model": "m", "messages": user("hi"), "stream": None}, None, []),
+    ],
+)
+def test_chat_fields_checked_as_the_real_api_does(
+    llm: Server, fields: dict[str, Any], param: str | None, words: list[str]
+) -> None:
+    response = httpx.post(f"{llm.url}/v1/chat/completions", json=fields, headers=AUTH)
+    if param is None:  # null means "not given", as in the real API
+        assert response.status_code == 200
+    else:
+        assert assert_openai_400(response, *words)["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "words"),
+    [
+        ({"messages": "hi"}, "messages", ["'messages'", "expected an array", "a string"]),
+        ({"messages": user("hi"), "stream": "yes"}, "stream", ["expected a boolean"]),
+        ({"messages": []}, "messages", ["empty array"]),
+        ({"messages": ["hi"]}, "messages[0]", ["expected an object"]),
+        ({"messages": [{"content": "hi"}]}, "messages[0].role", ["Missing required"]),
+        ({"messages": user("hi"), "seed": 1.5}, "seed", ["expected an integer"]),
+        ({"messages": user("hi"), "max_tokens": "5"}, "max_tokens", ["expected an integer"]),
+        ({"messages": user("hi"), "max_tokens": 0}, "max_tokens", [">= 1"]),
+        ({"messages": user("hi"), "stream_options": []}, "stream_options", ["an object"]),
+    ],
+)
+def test_chat_refuses_what_the_real_api_refuses(
+    llm: Server, fields: dict[str, Any], param: str, words: list[str]
+) -> None:
+    # The client's type hints do not stop a caller at run time: the server must.
+    create: Any = client(llm).chat.completions.create
+    with pytest.raises(openai.BadRequestError) as caught:
+        create(model="m", **fields)
+    assert caught.value.param == param
+    assert caught.value.type == "invalid_request_error"
+    for word in words:
+        assert word in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "param", "words"),
+    [
+        ({"input": 5}, "input", ["expected a string or an array", "an integer"]),
+        ({"input": "hi", "stream": "yes"}, "stream", ["expected a boolean"]),
+        ({"input": ["hi"]}, "input[0]", ["expected an object"]),
+        ({"input": "hi", "instructions": ["be brief"]}, "instructions", ["expected a string"]),
+        ({"input": "hi", "max_output_tokens": -1}, "max_output_tokens", [">= 1"]),
+    ],
+)
+def test_responses_refuse_what_the_real_api_refuses(
+    llm: Server, fields: dict[str, Any], param: str, words: list[str]
+) -> None:
+    create: Any = client(llm).responses.create
+    with pytest.raises(openai.BadRequestError) as caught:
+        create(model="m", **fields)
+    assert caught.value.param == param
+    for word in words:
+        assert word in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "words"),
+    [
+        ("x-fake-ttft", "soon", ["x-fake-ttft", "expected a number >= 0", "'soon'"]),
+        ("x-fake-tps", "-1", ["x-fake-tps", ">= 0"]),
+        ("x-fake-tps", "nan", ["x-fake-tps"]),
+        ("x-fake-tokens", "2.5", ["x-fake-tokens", "expected an integer"]),
+        ("x-fake-status", "200", ["x-fake-status", "from 400 to 599"]),
+        ("x-fake-fail-after", "three", ["x-fake-fail-after"]),
+    ],
+)
+def test_a_malformed_knob_is_a_400_that_names_it(
+    llm: Server, header: str, value: str, words: list[str]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(llm).chat.completions.create(
+            model="m", messages=user("hi"), extra_headers={header: value}
+        )
+    for word in words:
+        assert word in caught.value.message
+    raw = httpx.post(
+        f"{llm.url}/v1/responses",
+        json={"model": "m", "input": "hi"},
+        headers={**AUTH, header: value},
+    )
+    assert_openai_400(raw, header)
+
+
+def test_a_malformed_knob_in_the_environment_stops_the_server_at_startup() -> None:
+    with pytest.raises(LauncherError, match="Invalid FAKE_OPENAI_TPS: expected a number >= 0"):
+        start_app("server.apps.fake_openai:app", env={"FAKE_OPENAI_TPS": "fast"})
 
 
 # --- timing and cancellation ---------------------------------------------------------------

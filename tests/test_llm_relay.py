@@ -239,7 +239,7 @@ def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> N
     while stats()["cancelled"] == 0 and time.monotonic() - left < 0.5:
         time.sleep(0.01)
     assert stats() | {"requests": 0, "tokens": 0} == {
-        "requests": 0, "active": 0, "completed": 0, "cancelled": 1, "failed": 0, "tokens": 0,
+        "requests": 0, "active": 0, "finished": 0, "cancelled": 1, "failed": 0, "tokens": 0,
     }  # fmt: skip
 
 

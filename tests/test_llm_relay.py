@@ -6,8 +6,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
 import openai
@@ -15,8 +17,9 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from server.apps import fake_openai, llm_relay
+from server.apps.llm_relay.relay import close_within
 from server.clients.llm_stream import assemble_reply
-from server.course.launcher import Server, start_app
+from server.course.launcher import LauncherError, Server, start_app
 from server.sse import Decoder, Event, encode
 
 HELLO = "안녕하세요, 자기소개 해주세요."
@@ -62,7 +65,22 @@ def test_upstream_from_env() -> None:
     cloud = llm_relay.upstream_from_env({"OPENAI_API_KEY": "sk-x", "OPENAI_MODEL": "gpt-x"})
     assert cloud is not None and cloud.base_url is None and cloud.model == "gpt-x"
     assert "OpenAI" in cloud.label
-    assert llm_relay.upstream_from_env({"OPENAI_API_KEY": " ", "OPENAI_BASE_URL": ""}) is None
+
+
+def test_no_upstream_says_what_to_set() -> None:
+    for env in ({}, {"OPENAI_API_KEY": " ", "OPENAI_BASE_URL": ""}, {"OPENAI_MODEL": "m"}):
+        with pytest.raises(llm_relay.NoUpstreamError, match="OPENAI_BASE_URL and OPENAI_API_KEY"):
+            llm_relay.upstream_from_env(env)
+
+
+def test_settings_from_env() -> None:
+    assert llm_relay.Settings.from_env({}) == llm_relay.Settings(15.0, 60.0, 1)
+    env = {"RELAY_HEARTBEAT": "0.5", "RELAY_TIMEOUT": " 2 ", "RELAY_MAX_RETRIES": "0"}
+    assert llm_relay.Settings.from_env(env) == llm_relay.Settings(0.5, 2.0, 0)
+    for name, value in [("RELAY_HEARTBEAT", "0"), ("RELAY_TIMEOUT", "inf"),
+                        ("RELAY_HEARTBEAT", "soon"), ("RELAY_MAX_RETRIES", "1.5")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"{name} must be .*, got '{value}'"):
+            llm_relay.Settings.from_env({name: value})
 
 
 def test_upstream_from_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +229,10 @@ def test_post_chat_takes_a_conversation(relay: Server) -> None:
 
 def test_config_and_chat_page(relay: Server, llm: Server) -> None:
     config = httpx.get(f"{relay.url}/config").json()
-    assert config == {"upstream": f"the server at {llm.url}/v1", "model": "gpt-4o-mini"}
+    assert config == {
+        "upstream": f"the server at {llm.url}/v1", "model": "gpt-4o-mini",
+        "heartbeat": 15.0, "timeout": 60.0, "max_retries": 1,
+    }  # fmt: skip
     page = httpx.get(f"{relay.url}/").text
     assert '<script src="chat.js">' in page  # relative: works behind a proxy prefix
     script = httpx.get(f"{relay.url}/chat.js")
@@ -265,10 +286,140 @@ def test_rejected_key_is_a_clear_error(serve: Callable[..., Server], llm: Server
     assert "rejected the API key (401). Set OPENAI_API_KEY" in error["message"]
 
 
-def test_without_configuration_the_relay_runs_the_local_model(
-    serve: Callable[..., Server],
+# --- every failure ends the stream with one error event ---------------------------------------
+
+APPS = str(Path(__file__).parent / "apps")
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[Server]:
+    """The relay in front of tests/apps/scripted_llm.py, which misbehaves as the message asks."""
+    with start_app("scripted_llm:app", args=["--app-dir", APPS], name="scripted_llm") as llm:
+        env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test"}
+        with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:
+            yield server
+
+
+def relayed(relay: Server, message: str) -> list[Event]:
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": message}) as response:
+        assert response.status_code == 200
+        return events(response)
+
+
+# What the upstream sends after one good delta, and what the error event must say.
+UPSTREAM_FAILURES = {
+    "not-an-object": "the chunk: expected an object, got an array",
+    "a-number": "the chunk: expected an object, got a number",
+    "choices-not-a-list": "choices: expected an array, got an object",
+    "choice-not-an-object": "choices[0]: expected an object, got a string",
+    "delta-not-an-object": "choices[0].delta: expected an object, got a string",
+    "content-not-text": "choices[0].delta.content: expected a string, got a number",
+    "finish-not-text": "choices[0].finish_reason: expected a string, got a number",
+    "usage-not-an-object": "usage: expected an object, got a string",
+    "oversized": "an event larger than",
+    "no-done": "ended its stream without [DONE]",
+    "drop": "Connection error",
+    "unpaired-surrogate": "The relay failed (UnicodeEncodeError)",
+}
+
+
+@pytest.mark.parametrize(("script", "says"), UPSTREAM_FAILURES.items(), ids=list(UPSTREAM_FAILURES))
+def test_every_upstream_failure_ends_the_stream_with_one_error_event(
+    scripted: Server, script: str, says: str
 ) -> None:
-    relay = serve("server.apps.llm_relay:app", env={**NO_DOTENV, "FAKE_OPENAI_TPS": "0"})
-    assert httpx.get(f"{relay.url}/config").json()["upstream"] == "the course's local fake LLM"
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
-        assert text_of(events(response)) == HELLO_REPLY
+    received = relayed(scripted, script)
+    assert [e.event for e in received] == ["message", "error"]
+    assert text_of(received) == "안"
+    message = json.loads(received[-1].data)["message"]
+    assert says in message
+    assert message.endswith("The reply above is incomplete.")
+
+
+def test_the_scripted_upstream_ends_well_when_asked(scripted: Server) -> None:
+    received = relayed(scripted, "fine")
+    assert [e.event for e in received] == ["message", "done"]
+    assert json.loads(received[-1].data)["finish_reason"] == "stop"
+
+
+def test_without_an_upstream_the_relay_refuses_to_start(serve: Callable[..., Server]) -> None:
+    with pytest.raises(LauncherError, match="No LLM to relay: OPENAI_BASE_URL and OPENAI_API_KEY"):
+        serve("server.apps.llm_relay:app", env=NO_DOTENV)
+    with pytest.raises(LauncherError, match="RELAY_HEARTBEAT must be a number of seconds > 0"):
+        serve("server.apps.llm_relay:app", env={**NO_DOTENV, "OPENAI_API_KEY": "sk-x",
+                                                "RELAY_HEARTBEAT": "-1"})  # fmt: skip
+
+
+# --- a slow or silent upstream -----------------------------------------------------------------
+
+
+def raw_lines(relay: Server, data_events: int) -> list[bytes]:
+    """The relay's lines, as sent (comments included), until `data_events` data lines."""
+    lines: list[bytes] = []
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
+        buffer = b""
+        for chunk in response.iter_bytes():
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            lines += [line for line in complete if line]
+            if sum(line.startswith(b"data:") for line in lines) >= data_events:
+                return lines
+    return lines
+
+
+def test_heartbeats_while_the_model_is_silent(serve: Callable[..., Server]) -> None:
+    # 1.5 s before the first token, then 0.5 s between tokens; a heartbeat every 0.1 s.
+    slow = serve(
+        "server.apps.fake_openai:app", env={"FAKE_OPENAI_TTFT": "1.5", "FAKE_OPENAI_TPS": "2"}
+    )
+    relay = relay_to(serve, slow, RELAY_HEARTBEAT="0.1")
+    lines = raw_lines(relay, data_events=3)
+    kinds = [b"data" if line.startswith(b"data:") else line for line in lines]
+    assert set(kinds) == {b": ping", b"data"}, lines
+    first, third = kinds.index(b"data"), len(kinds) - 1
+    assert first >= 1, "no heartbeat before the first token"
+    assert b": ping" in kinds[first:third], "no heartbeat between tokens"
+
+
+def test_a_silent_upstream_times_out_with_an_error_event(serve: Callable[..., Server]) -> None:
+    with start_app("scripted_llm:app", args=["--app-dir", APPS], name="scripted_llm") as llm:
+        relay = relay_to(serve, llm, RELAY_TIMEOUT="0.5", RELAY_MAX_RETRIES="0")
+        received = relayed(relay, "hang")  # one delta, then silence
+    assert [e.event for e in received] == ["message", "error"]
+    assert "Request timed out." in json.loads(received[-1].data)["message"]
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_the_relay_retries_as_configured(serve: Callable[..., Server], retries: int) -> None:
+    env = {"FAKE_OPENAI_STATUS": "429", "FAKE_OPENAI_RETRY_AFTER": "0.01"}
+    limited = serve("server.apps.fake_openai:app", env=env)
+    relay = relay_to(serve, limited, RELAY_MAX_RETRIES=str(retries))
+    received = relayed(relay, "hi")
+    assert [e.event for e in received] == ["error"]
+    assert json.loads(received[0].data)["status"] == 429
+    assert httpx.get(f"{limited.url}/stats").json()["requests"] == 1 + retries
+
+
+def test_closing_the_upstream_is_shielded_and_bounded() -> None:
+    class Upstream:
+        """Stands in for the upstream response: its close takes `seconds`."""
+
+        def __init__(self, seconds: float) -> None:
+            self.seconds, self.closed = seconds, False
+
+        async def close(self) -> None:
+            await asyncio.sleep(self.seconds)
+            self.closed = True
+
+    async def main() -> tuple[bool, bool, float]:
+        quick: Any = Upstream(0.01)
+        stuck: Any = Upstream(3600)
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # the stream is being cancelled: the close must still happen
+            await close_within(quick, 10)
+        started = time.monotonic()
+        await close_within(stuck, 0.05)
+        return quick.closed, stuck.closed, time.monotonic() - started
+
+    quick_closed, stuck_closed, waited = asyncio.run(main())
+    assert quick_closed and not stuck_closed
+    assert waited < 10  # the bound held: it did not wait for the stuck close

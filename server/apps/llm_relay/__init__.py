@@ -1,0 +1,150 @@
+"""A relay between the browser and an LLM: upstream deltas in, Server-Sent Events out.
+
+The browser must never hold the API key, so it talks to this relay, which talks to an
+OpenAI-compatible upstream with the `openai` client and forwards each piece of text as an
+SSE event the moment it arrives:
+
+- ``GET /chat?message=...`` for `EventSource` (which can only GET), and
+- ``POST /chat`` with ``{"messages": [{"role": "user", "content": "..."}, ...]}`` for `fetch`
+  (a whole conversation does not fit in a URL, and URLs end up in logs).
+
+Both answer ``text/event-stream``: one event per delta, ``data: {"delta": "..."}``, then
+``event: done`` with ``{"finish_reason": ..., "usage": {...}}``, or ``event: error`` with
+``{"message": ..., "status": ...}``: exactly one of the two, whatever fails (`relay`). The 200
+has gone out before the upstream is even asked, so every upstream failure (a rejected key, a
+429, a model that breaks mid-reply) travels as that error event; an `EventSource` could not
+read a non-200 body anyway. The browser must close its `EventSource` on ``done`` and
+``error``, or it reconnects and pays for the reply again. While the upstream is silent, a
+``: ping`` comment goes out every ``RELAY_HEARTBEAT`` seconds (`heartbeat`).
+
+When the browser leaves, Starlette cancels the response; the relay then closes the upstream
+response, and the upstream stops generating (and billing) within milliseconds.
+
+Which upstream, which model, and how long to wait come from the environment (`config`):
+``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``OPENAI_MODEL``, ``RELAY_HEARTBEAT``,
+``RELAY_TIMEOUT``, ``RELAY_MAX_RETRIES``. With no upstream configured the relay refuses to
+start, saying what to set. ``GET /config`` and the relay's log say what is in use. The chat
+page is ``GET /`` (`server/apps/static/chat.html`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+import openai
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from server.apps.llm_relay.config import (
+    CONNECT_TIMEOUT,
+    LOCAL_KEY,
+    NoUpstreamError,
+    Settings,
+    Upstream,
+    read_env,
+    upstream_from_env,
+)
+from server.apps.llm_relay.heartbeat import HeartbeatResponse
+from server.apps.llm_relay.relay import chat_events, log, relay_events, upstream_chunks
+
+__all__ = [
+    "LOCAL_KEY",
+    "NoUpstreamError",
+    "Settings",
+    "Upstream",
+    "app",
+    "relay_events",
+    "upstream_chunks",
+    "upstream_from_env",
+]
+
+STATIC = Path(__file__).parent.parent / "static"
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=20_000)
+
+
+class Conversation(BaseModel):
+    messages: list[Message] = Field(min_length=1, max_length=100)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    env = read_env()
+    upstream, settings = upstream_from_env(env), Settings.from_env(env)
+    log.info(
+        "LLM relay upstream: %s, model %s; heartbeat every %g s, timeout %g s, %d retries",
+        upstream.label, upstream.model, settings.heartbeat, settings.timeout,
+        settings.max_retries,
+    )  # fmt: skip
+    app.state.upstream, app.state.settings = upstream, settings
+    app.state.client = openai.AsyncOpenAI(
+        base_url=upstream.base_url,
+        api_key=upstream.api_key,
+        timeout=openai.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT, settings.timeout)),
+        max_retries=settings.max_retries,
+    )
+    try:
+        yield
+    finally:
+        await app.state.client.close()
+
+
+app = FastAPI(title="LLM relay", lifespan=lifespan)
+
+
+def stream_chat(request: Request, messages: list[dict[str, str]]) -> HeartbeatResponse:
+    state = request.app.state
+    events = chat_events(state.client, state.upstream, messages)
+    return HeartbeatResponse(events, state.settings.heartbeat)
+
+
+@app.get("/chat")
+async def chat_get(
+    request: Request, message: str = Query(min_length=1, max_length=4000)
+) -> HeartbeatResponse:
+    """One question, for `EventSource` (GET only)."""
+    return stream_chat(request, [{"role": "user", "content": message}])
+
+
+@app.post("/chat")
+async def chat_post(request: Request, conversation: Conversation) -> HeartbeatResponse:
+    """A whole conversation, for `fetch` (SSE works over POST; only `EventSource` can't)."""
+    return stream_chat(request, [m.model_dump() for m in conversation.messages])
+
+
+@app.get("/config")
+async def config(request: Request) -> dict[str, str | float]:
+    """Which upstream and model the relay uses, and how long it waits (never the key)."""
+    upstream: Upstream = request.app.state.upstream
+    settings: Settings = request.app.state.settings
+    return {
+        "upstream": upstream.label,
+        "model": upstream.model,
+        "heartbeat": settings.heartbeat,
+        "timeout": settings.timeout,
+        "max_retries": settings.max_retries,
+    }
+
+
+@app.get("/")
+@app.get("/chat.html")
+async def chat_page() -> FileResponse:
+    return FileResponse(STATIC / "chat.html")
+
+
+@app.get("/chat.js")
+async def chat_script() -> FileResponse:
+    return FileResponse(STATIC / "chat.js", media_type="text/javascript")
+
+
+@app.get("/sse.js")
+async def sse_script() -> FileResponse:
+    """The SSE parser `chat.js` imports (shared with lesson 05's page)."""
+    return FileResponse(STATIC / "sse.js", media_type="text/javascript")

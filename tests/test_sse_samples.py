@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.apps.sse_samples import SAMPLES, SENTENCE
+from server.apps.sse_samples import SAMPLES
 from server.course.launcher import Server
 from server.course.wiretap import start_wiretap
+from server.seed_texts import REPLY
 from server.sse import Decoder, Event
 
 EXPECTED = {
@@ -16,7 +17,7 @@ EXPECTED = {
         Event("first line\nsecond line", "greeting", "1", 3000),
         Event("안녕하세요", "message", "2"),
     ],
-    "korean": [Event(SENTENCE, "message", "")],
+    "korean": [Event(REPLY, "message", "")],
     "spec-example": [
         Event("first event", "message", "1"),
         Event("second event", "message", ""),
@@ -70,7 +71,9 @@ def test_korean_cut_into_tiny_reads_breaks_naive_decoding_not_the_decoder(
     samples: Server,
 ) -> None:
     """The lesson's claim over a real socket: reads split inside characters."""
-    with start_wiretap(samples, chunk_size=2, delay=0.002) as tap:
+    # About 30 pieces of 2 bytes, 10 ms apart: even a client slow enough to find several
+    # waiting at once reads far more than 10 times, and some reads end inside a character.
+    with start_wiretap(samples, chunk_size=2, delay=0.01) as tap:
         _, chunks = read_chunks(f"{tap.url}/samples/korean")
     assert b"".join(chunks) == SAMPLES["korean"]
     assert len(chunks) > 10, [len(c) for c in chunks]

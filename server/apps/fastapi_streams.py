@@ -1,9 +1,10 @@
 """The FastAPI app of lessons 04 and 05: every way of streaming, side by side.
 
 Run it with the launcher (`start_app("server.apps.fastapi_streams:app")`) or
-`uvicorn server.apps.fastapi_streams:app`.
+`uvicorn server.apps.fastapi_streams:app`. It is three routers, read top to bottom:
 
-The hand-made way, `StreamingResponse` + `server.sse.encode`:
+`handmade`, the seeds' way: a generator of `server.sse.encode` bytes in a `StreamingResponse`
+(`server.sse_response.sse_response` adds the SSE media type and headers).
 
 - `GET /countdown?start=5&interval=1` the seeds' countdown: 5, 4, 3, 2, 1, "발사!".
 - `GET /countdown-plain` the same numbers with no SSE framing, to show why framing is needed.
@@ -12,7 +13,7 @@ The hand-made way, `StreamingResponse` + `server.sse.encode`:
   generator (runs in the threadpool) and from an async one that calls `time.sleep` (blocks
   the event loop), and `GET /ping`, whose latency shows the difference.
 
-FastAPI's native SSE, `fastapi.sse.EventSourceResponse` + `ServerSentEvent`:
+`native`, FastAPI's own SSE: `fastapi.sse.EventSourceResponse` + `ServerSentEvent`.
 
 - `GET /events` an endless stream. Event n is a pure function of n (`event_for`), so a client
   that resumes can check it missed nothing. Every connection's first event sets `retry`,
@@ -27,12 +28,11 @@ FastAPI's native SSE, `fastapi.sse.EventSourceResponse` + `ServerSentEvent`:
 - `POST /chat` SSE over POST (what `EventSource` cannot do; `fetch` can): a fake reply to
   `{"message": ...}`, tokens as JSON, then a raw `[DONE]`.
 
-Observability: `GET /stats` (streams active / finished / cancelled, from `server.stream_stats`),
-`GET /headers-log` (the `Last-Event-ID`, `Origin` and cookie each stream request carried),
-`POST /stats/reset`. `GET /` is the lesson 05 page (`server/static/`).
+`observability`: `GET /stats` (streams active / finished / cancelled), `GET /headers-log`
+(the `Last-Event-ID`, `Origin` and cookie each stream request carried), `POST /stats/reset`.
 
-Cross-origin: set `COURSE_CORS_ORIGINS` (comma-separated origins) in the server's environment
-to allow those origins, with credentials (cookies), for lesson 05's CORS demo.
+`GET /` is lesson 05's page (`server/apps/static/`). `COURSE_CORS_ORIGINS` (comma-separated
+origins, in the server's environment) lets those origins read the streams with cookies.
 """
 
 from __future__ import annotations
@@ -44,26 +44,113 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Event, encode
+from server.event_ids import parse_counter_id
+from server.seed_texts import LIFTOFF, REPLY
+from server.sse import Event, encode
+from server.sse_response import sse_response
 from server.stream_stats import StreamStats
 
 STATIC = Path(__file__).parent / "static"
-FAKE_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
 MILESTONE_EVERY = 5
 SESSION_COOKIE = "course_session"
 
+STATS = StreamStats()  # every generator below runs inside `STATS.track(name)`
 
-STATS = StreamStats()
+
+# --- the hand-made way: StreamingResponse + server.sse.encode ----------------------------
+
+handmade = APIRouter(tags=["hand-made: StreamingResponse"])
 
 
-# --- pure parts: what event n is, and where a client resumes ---------------------------
+@handmade.get("/countdown")
+def countdown(
+    start: Annotated[int, Query(ge=0, le=100)] = 5,
+    interval: Annotated[float, Query(ge=0, le=10)] = 1.0,
+) -> StreamingResponse:
+    """The seeds' countdown. A sync generator: it runs in the threadpool, so `time.sleep`
+    blocks one worker thread, not the server."""
+
+    def generate() -> Iterator[bytes]:
+        with STATS.track("countdown"):
+            for i in range(start, 0, -1):
+                yield encode(Event(data=str(i)))
+                time.sleep(interval)
+            yield encode(Event(data=LIFTOFF))
+
+    return sse_response(generate())
+
+
+@handmade.get("/countdown-plain")
+def countdown_plain(
+    start: Annotated[int, Query(ge=0, le=100)] = 5,
+    interval: Annotated[float, Query(ge=0, le=10)] = 0.0,
+) -> StreamingResponse:
+    """The countdown without framing: the client cannot tell where one message ends."""
+
+    def generate() -> Iterator[bytes]:
+        for i in range(start, 0, -1):
+            yield str(i).encode()
+            time.sleep(interval)
+        yield LIFTOFF.encode()
+
+    return StreamingResponse(generate(), media_type="text/plain; charset=utf-8")
+
+
+@handmade.get("/fake-llm")
+def fake_llm(delay: Annotated[float, Query(ge=0, le=5)] = 0.05) -> StreamingResponse:
+    """The seeds' fake LLM: one character per event, then `[DONE]`, as OpenAI does."""
+
+    def generate() -> Iterator[bytes]:
+        with STATS.track("fake-llm"):
+            for token in REPLY:
+                yield encode(Event(data=token))
+                time.sleep(delay)
+            yield encode(Event(data="[DONE]"))
+
+    return sse_response(generate())
+
+
+# Sync vs async generators, who blocks whom: the same slow stream twice.
+@handmade.get("/sync-vs-async/sync")
+def slow_sync(
+    n: Annotated[int, Query(ge=1, le=100)] = 4,
+    delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
+) -> StreamingResponse:
+    def generate() -> Iterator[bytes]:
+        for i in range(1, n + 1):
+            time.sleep(delay)  # fine: this runs in a worker thread
+            yield encode(Event(data=str(i)))
+
+    return sse_response(generate())
+
+
+@handmade.get("/sync-vs-async/async")
+def slow_async(
+    n: Annotated[int, Query(ge=1, le=100)] = 4,
+    delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
+) -> StreamingResponse:
+    async def generate() -> AsyncIterator[bytes]:
+        for i in range(1, n + 1):
+            time.sleep(delay)  # the bug on purpose: blocks the event loop, every client waits
+            yield encode(Event(data=str(i)))
+
+    return sse_response(generate())
+
+
+@handmade.get("/ping")
+async def ping() -> dict[str, bool]:
+    """Answers at once, unless the event loop is blocked."""
+    return {"pong": True}
+
+
+# --- FastAPI's native SSE: EventSourceResponse + ServerSentEvent -------------------------
 
 
 def event_for(n: int) -> ServerSentEvent:
@@ -75,43 +162,7 @@ def event_for(n: int) -> ServerSentEvent:
     )
 
 
-def parse_last_event_id(value: str | None) -> int:
-    """The id of the last event a client has: 0 for none, else a decimal integer.
-
-    `None` (no header) and `""` (the standard's "no last event ID") both mean "from the start".
-    Anything but plain ASCII digits raises `ValueError` with the reason: a client that sends a
-    malformed id gets told, it is not silently restarted from 0 (which would duplicate) or
-    skipped ahead (which would lose events).
-    """
-    if value is None or value == "":
-        return 0
-    if not (value.isascii() and value.isdigit()):
-        raise ValueError(f"Last-Event-ID must be a non-negative decimal integer, got {value!r}")
-    if len(value) > 18:
-        raise ValueError(f"Last-Event-ID is too large: {value[:20]!r}...")
-    return int(value)
-
-
-# --- the app ------------------------------------------------------------------------------
-
-
-def create_app(cors_origins: list[str] | None = None) -> FastAPI:
-    """The lessons' app; `cors_origins` are origins allowed to read its streams with cookies."""
-    api = FastAPI(title="SSE course: streaming with FastAPI")
-    _add_routes(api)
-    if cors_origins:
-        api.add_middleware(
-            CORSMiddleware,
-            allow_origins=cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Last-Event-ID"],
-        )
-    api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return api
-
-
-def _resume_after(
+def resume_after(
     request: Request,
     last_event_id: Annotated[str | None, Header()] = None,
     until: Annotated[int | None, Query(ge=1, description="the stream's last id, if any")] = None,
@@ -123,7 +174,7 @@ def _resume_after(
     """
     STATS.log_request(request.url.path, request.headers, request.cookies.get(SESSION_COOKIE, ""))
     try:
-        after = parse_last_event_id(last_event_id)
+        after = parse_counter_id(last_event_id)
     except ValueError as error:
         raise HTTPException(status_code=400, detail=str(error)) from None
     if until is not None and after >= until:
@@ -132,170 +183,122 @@ def _resume_after(
     return after
 
 
-def _echo_after(request: Request, last_event_id: Annotated[str | None, Header()] = None) -> int:
+def echo_after(request: Request, last_event_id: Annotated[str | None, Header()] = None) -> int:
     """`/echo` has one event: a client that has it gets 204."""
-    return _resume_after(request, last_event_id, until=1)
+    return resume_after(request, last_event_id, until=1)
 
 
 class ChatRequest(BaseModel):
     message: str = Field(max_length=2000)
 
 
-ResumeAfter = Annotated[int, Depends(_resume_after)]
+native = APIRouter(tags=["native: EventSourceResponse"])
 
 
-def _add_routes(api: FastAPI) -> None:
-    @api.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+@native.get("/events", response_class=EventSourceResponse)
+async def events(
+    after: Annotated[int, Depends(resume_after)],
+    limit: Annotated[int | None, Query(ge=1, description="events on this connection")] = None,
+    until: Annotated[int | None, Query(ge=1)] = None,
+    interval: Annotated[float, Query(ge=0, le=60)] = 1.0,
+    heartbeat: Annotated[float | None, Query(gt=0, le=60)] = None,
+    retry: Annotated[int, Query(ge=0, le=600_000, description="ms")] = 1000,
+) -> AsyncIterator[ServerSentEvent]:
+    """Endless (or `limit`ed) numbered events, resuming after `Last-Event-ID`."""
+    loop = asyncio.get_running_loop()
+    with STATS.track("events"):
+        yield ServerSentEvent(retry=retry, comment=f"resuming after {after}")
+        n, sent = after, 0
+        while (limit is None or sent < limit) and (until is None or n < until):
+            if sent:
+                deadline = loop.time() + interval
+                while heartbeat is not None and deadline - loop.time() > heartbeat:
+                    await asyncio.sleep(heartbeat)
+                    yield ServerSentEvent(comment="heartbeat")
+                await asyncio.sleep(max(0.0, deadline - loop.time()))
+            n += 1
+            sent += 1
+            yield event_for(n)
 
-    # --- the hand-made way ------------------------------------------------------------------
 
-    @api.get("/countdown")
-    def countdown(
-        start: Annotated[int, Query(ge=0, le=100)] = 5,
-        interval: Annotated[float, Query(ge=0, le=10)] = 1.0,
-    ) -> StreamingResponse:
-        """The seeds' countdown. A sync generator: it runs in the threadpool, so
-        `time.sleep` blocks one worker thread, not the server."""
+@native.get("/echo", response_class=EventSourceResponse)
+async def echo(
+    after: Annotated[int, Depends(echo_after)],
+    text: Annotated[str, Query(max_length=2000)] = "",
+) -> AsyncIterator[ServerSentEvent]:
+    """One event holding `text` as is (`raw_data`); a reconnect gets 204."""
+    with STATS.track("echo"):
+        yield ServerSentEvent(raw_data=text, id="1", retry=500)
 
-        def generate() -> Iterator[bytes]:
-            with STATS.track("countdown"):
-                for i in range(start, 0, -1):
-                    yield encode(Event(data=str(i)))
-                    time.sleep(interval)
-                yield encode(Event(data="발사!"))
 
-        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
+@native.get("/data-vs-raw", response_class=EventSourceResponse)
+async def data_vs_raw(
+    text: Annotated[str, Query(max_length=2000)] = "hello",
+) -> AsyncIterator[ServerSentEvent]:
+    """`text` as `data` (always JSON-encoded), then as `raw_data` (as is)."""
+    yield ServerSentEvent(data=text)
+    yield ServerSentEvent(raw_data=text)
 
-    @api.get("/countdown-plain")
-    def countdown_plain(
-        start: Annotated[int, Query(ge=0, le=100)] = 5,
-        interval: Annotated[float, Query(ge=0, le=10)] = 0.0,
-    ) -> StreamingResponse:
-        """The countdown without framing: the client cannot tell where one message ends."""
 
-        def generate() -> Iterator[bytes]:
-            for i in range(start, 0, -1):
-                yield str(i).encode()
-                time.sleep(interval)
-            yield "발사!".encode()
+@native.post("/chat", response_class=EventSourceResponse)
+async def chat(
+    body: ChatRequest, delay: Annotated[float, Query(ge=0, le=5)] = 0.03
+) -> AsyncIterator[ServerSentEvent]:
+    """SSE over POST: JSON tokens (`data` is always JSON-encoded), then a raw `[DONE]`."""
+    with STATS.track("chat"):
+        for token in f"“{body.message}” {REPLY}":
+            yield ServerSentEvent(data={"token": token})
+            await asyncio.sleep(delay)
+        yield ServerSentEvent(raw_data="[DONE]")
 
-        return StreamingResponse(generate(), media_type="text/plain; charset=utf-8")
 
-    @api.get("/fake-llm")
-    def fake_llm(delay: Annotated[float, Query(ge=0, le=5)] = 0.05) -> StreamingResponse:
-        """The seeds' fake LLM: one character per event, then `[DONE]`, as OpenAI does."""
+# --- observability: what the streams did, and what clients sent --------------------------
 
-        def generate() -> Iterator[bytes]:
-            with STATS.track("fake-llm"):
-                for token in FAKE_REPLY:
-                    yield encode(Event(data=token))
-                    time.sleep(delay)
-                yield encode(Event(data="[DONE]"))
+observability = APIRouter(tags=["observability"])
 
-        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
 
-    # --- sync vs async generators: who blocks whom ----------------------------------------
+@observability.get("/stats")
+async def stats() -> dict[str, dict[str, int]]:
+    return STATS.snapshot()
 
-    @api.get("/sync-vs-async/sync")
-    def slow_sync(
-        n: Annotated[int, Query(ge=1, le=100)] = 4,
-        delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
-    ) -> StreamingResponse:
-        def generate() -> Iterator[bytes]:
-            for i in range(1, n + 1):
-                time.sleep(delay)  # fine: this runs in a worker thread
-                yield encode(Event(data=str(i)))
 
-        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
+@observability.post("/stats/reset")
+async def stats_reset() -> dict[str, bool]:
+    STATS.reset()
+    return {"reset": True}
 
-    @api.get("/sync-vs-async/async")
-    def slow_async(
-        n: Annotated[int, Query(ge=1, le=100)] = 4,
-        delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
-    ) -> StreamingResponse:
-        async def generate() -> AsyncIterator[bytes]:
-            for i in range(1, n + 1):
-                time.sleep(delay)  # the bug on purpose: blocks the event loop, every client waits
-                yield encode(Event(data=str(i)))
 
-        return StreamingResponse(generate(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
+@observability.get("/headers-log")
+async def headers_log() -> list[dict[str, Any]]:
+    return STATS.requests()
 
-    @api.get("/ping")
-    async def ping() -> dict[str, bool]:
-        """Answers at once, unless the event loop is blocked."""
-        return {"pong": True}
 
-    # --- FastAPI's native SSE ---------------------------------------------------------------
+# --- the app ------------------------------------------------------------------------------
 
-    @api.get("/events", response_class=EventSourceResponse)
-    async def events(
-        after: ResumeAfter,
-        limit: Annotated[int | None, Query(ge=1, description="events on this connection")] = None,
-        until: Annotated[int | None, Query(ge=1)] = None,
-        interval: Annotated[float, Query(ge=0, le=60)] = 1.0,
-        heartbeat: Annotated[float | None, Query(gt=0, le=60)] = None,
-        retry: Annotated[int, Query(ge=0, le=600_000, description="ms")] = 1000,
-    ) -> AsyncIterator[ServerSentEvent]:
-        """Endless (or `limit`ed) numbered events, resuming after `Last-Event-ID`."""
-        loop = asyncio.get_running_loop()
-        with STATS.track("events"):
-            yield ServerSentEvent(retry=retry, comment=f"resuming after {after}")
-            n, sent = after, 0
-            while (limit is None or sent < limit) and (until is None or n < until):
-                if sent:
-                    deadline = loop.time() + interval
-                    while heartbeat is not None and deadline - loop.time() > heartbeat:
-                        await asyncio.sleep(heartbeat)
-                        yield ServerSentEvent(comment="heartbeat")
-                    await asyncio.sleep(max(0.0, deadline - loop.time()))
-                n += 1
-                sent += 1
-                yield event_for(n)
+page = APIRouter(include_in_schema=False)
 
-    @api.get("/echo", response_class=EventSourceResponse)
-    async def echo(
-        after: Annotated[int, Depends(_echo_after)],
-        text: Annotated[str, Query(max_length=2000)] = "",
-    ) -> AsyncIterator[ServerSentEvent]:
-        """One event holding `text` as is (`raw_data`); a reconnect gets 204."""
-        with STATS.track("echo"):
-            yield ServerSentEvent(raw_data=text, id="1", retry=500)
 
-    @api.get("/data-vs-raw", response_class=EventSourceResponse)
-    async def data_vs_raw(
-        text: Annotated[str, Query(max_length=2000)] = "hello",
-    ) -> AsyncIterator[ServerSentEvent]:
-        """`text` as `data` (always JSON-encoded), then as `raw_data` (as is)."""
-        yield ServerSentEvent(data=text)
-        yield ServerSentEvent(raw_data=text)
+@page.get("/")
+def index() -> FileResponse:
+    """Lesson 05's page; its script and styles are under `/static`."""
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
-    @api.post("/chat", response_class=EventSourceResponse)
-    async def chat(
-        body: ChatRequest, delay: Annotated[float, Query(ge=0, le=5)] = 0.03
-    ) -> AsyncIterator[ServerSentEvent]:
-        """SSE over POST: JSON tokens (`data` is always JSON-encoded), then a raw `[DONE]`."""
-        with STATS.track("chat"):
-            for token in f"“{body.message}” {FAKE_REPLY}":
-                yield ServerSentEvent(data={"token": token})
-                await asyncio.sleep(delay)
-            yield ServerSentEvent(raw_data="[DONE]")
 
-    # --- observability ----------------------------------------------------------------------
-
-    @api.get("/stats")
-    async def stats() -> dict[str, dict[str, int]]:
-        return STATS.snapshot()
-
-    @api.post("/stats/reset")
-    async def stats_reset() -> dict[str, bool]:
-        STATS.reset()
-        return {"reset": True}
-
-    @api.get("/headers-log")
-    async def headers_log() -> list[dict[str, Any]]:
-        return STATS.requests()
+def create_app(cors_origins: list[str] | None = None) -> FastAPI:
+    """The lessons' app; `cors_origins` are origins allowed to read its streams with cookies."""
+    api = FastAPI(title="SSE course: streaming with FastAPI")
+    for router in (handmade, native, observability, page):
+        api.include_router(router)
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Last-Event-ID"],
+        )
+    return api
 
 
 def _cors_from_env() -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -26,7 +27,8 @@ def hello() -> str:
 
 @app.get("/chunks")
 def chunks(
-    n: int = Query(5, ge=1, le=1000), interval: float = Query(0.2, ge=0, le=10)
+    n: Annotated[int, Query(ge=1, le=1000)] = 5,
+    interval: Annotated[float, Query(ge=0, le=10)] = 0.2,
 ) -> StreamingResponse:
     async def pieces() -> AsyncIterator[bytes]:
         for i in range(1, n + 1):

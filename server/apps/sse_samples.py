@@ -10,7 +10,7 @@ network (or `server.course.wiretap`) cut it on the way:
 - ``seed``: the seed notes' minimal stream, ``data: 안녕하세요`` and a blank line, twice.
 - ``every-field``: a comment, an event with every field (``event``, ``id``, ``retry``, two
   ``data`` lines), a ``: ping`` heartbeat, and an event with Korean data.
-- ``korean``: one event holding the seeds' fake LLM sentence, for cutting inside characters.
+- ``korean``: one event holding the seeds' fake LLM reply, for cutting inside characters.
 - ``spec-example``: the WHATWG standard's example with a comment and three events.
 
 ``GET /`` lists the names; ``GET /samples/{name}`` sends that sample in one write and ends.
@@ -18,14 +18,12 @@ network (or `server.course.wiretap`) cut it on the way:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
-from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Event, comment, encode
-
-SENTENCE = "안녕하세요! 저는 AI 어시스턴트입니다."
+from server.seed_texts import REPLY
+from server.sse import Event, comment, encode
+from server.sse_response import sse_response
 
 SAMPLES: dict[str, bytes] = {
     # Written by hand, as the seed notes do: the smallest valid stream.
@@ -36,7 +34,7 @@ SAMPLES: dict[str, bytes] = {
         + comment("ping")
         + encode(Event("안녕하세요", id="2"))
     ),
-    "korean": encode(Event(SENTENCE)),
+    "korean": encode(Event(REPLY)),
     # https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
     "spec-example": (
         b": test stream\n\n"
@@ -59,8 +57,4 @@ def names() -> list[str]:
 def sample(name: str) -> StreamingResponse:
     if name not in SAMPLES:
         raise HTTPException(404, f"no sample {name!r}; there are {', '.join(SAMPLES)}")
-
-    def body() -> Iterator[bytes]:
-        yield SAMPLES[name]
-
-    return StreamingResponse(body(), media_type=MEDIA_TYPE, headers=RESPONSE_HEADERS)
+    return sse_response([SAMPLES[name]])  # one write, then the end

@@ -1,4 +1,9 @@
-"""The event source of lesson 02 against a real uvicorn, and the harness that measures it."""
+"""Lesson 02's event source: its log in-process, then its endpoints against a real uvicorn.
+
+Timing: each test allows generous deadlines that a loaded machine meets, chosen so that the
+broken behaviour (a long poll that waits for its timeout instead of the publish) misses them
+by far; the latencies themselves are reported (`record_property`), not asserted.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from server.clients.polling import (
-    CountingTransport,
-    Meter,
-    Method,
-    long_poll_loop,
-    long_poll_trial,
-    percentile,
-    short_poll_loop,
-    simulate,
-    sse_loop,
-)
+from server.apps.price_feed.event_log import EventLog, IdAhead, IdTooOld
 from server.course.launcher import Server, start_app
 from server.sse import Decoder
 
@@ -44,6 +39,52 @@ def publish(server: Server, n: int = 1) -> list[dict]:
     return [httpx.post(f"{server.url}/publish").raise_for_status().json() for _ in range(n)]
 
 
+# --- the log, in-process -------------------------------------------------------------------
+
+
+def test_the_log_raises_domain_errors_that_say_why():
+    async def scenario() -> None:
+        log = EventLog(history=2)
+        with pytest.raises(IdAhead, match=r"since=1 is ahead of the newest event \(0\)"):
+            log.after(1)
+        for price in (1.0, 2.0, 3.0):
+            await log.publish(price)
+        assert [t.price for t in log.after(1)] == [2.0, 3.0]
+        with pytest.raises(IdTooOld, match="events 1 to 1 are no longer kept"):
+            log.after(0)
+        with pytest.raises(IdAhead):  # before any waiting
+            await log.wait_after(4, timeout=60)
+
+    asyncio.run(scenario())
+
+
+def test_waiters_wake_on_a_publish_not_at_their_timeout():
+    async def scenario() -> None:
+        log = EventLog()
+        waiters = [asyncio.create_task(log.wait_after(0, timeout=60)) for _ in range(3)]
+        await asyncio.sleep(0)  # each waiter runs until it waits on the condition
+        assert not any(w.done() for w in waiters)
+        tick = await log.publish(101.0)
+        async with asyncio.timeout(10):  # far less than the 60 s they would wait otherwise
+            assert await asyncio.gather(*waiters) == [[tick]] * 3
+
+    asyncio.run(scenario())
+
+
+def test_a_wait_returns_what_is_already_there_or_nothing_at_its_timeout():
+    async def scenario() -> None:
+        log = EventLog()
+        assert await log.wait_after(0, timeout=0.01) == []
+        first, second = await log.publish(1.0), await log.publish(2.0)
+        async with asyncio.timeout(10):
+            assert await log.wait_after(0, timeout=60) == [first, second]
+
+    asyncio.run(scenario())
+
+
+# --- the endpoints, over HTTP --------------------------------------------------------------
+
+
 def test_poll_returns_the_events_after_since_and_none_twice(quiet):
     published = publish(quiet, 3)
     assert [e["id"] for e in published] == [1, 2, 3]
@@ -52,25 +93,32 @@ def test_poll_returns_the_events_after_since_and_none_twice(quiet):
     first = httpx.get(f"{quiet.url}/poll", params={"since": 0}).raise_for_status()
     assert first.json() == published
     assert first.headers["cache-control"] == "no-store"
+    assert httpx.get(f"{quiet.url}/poll?since=").json() == published  # empty: from the start
     assert httpx.get(f"{quiet.url}/poll", params={"since": 1}).json() == published[1:]
     assert httpx.get(f"{quiet.url}/poll", params={"since": 3}).json() == []
     assert httpx.get(f"{quiet.url}/").json()["last_id"] == 3
 
 
-def test_long_poll_returns_as_soon_as_an_event_is_published(quiet):
+HOLD = 60  # a long poll's timeout in these tests: a response that waited for it is obvious
+SOON = 15  # a generous deadline for "at once", far below HOLD
+
+
+def test_long_poll_returns_as_soon_as_an_event_is_published(quiet, record_property):
     async def scenario() -> tuple[float, list[dict], dict]:
-        async with httpx.AsyncClient(base_url=quiet.url, timeout=15) as client:
-            started = time.monotonic()
-            held = asyncio.create_task(client.get("/long-poll", params={"since": 0, "timeout": 10}))
+        async with httpx.AsyncClient(base_url=quiet.url, timeout=HOLD + 10) as client:
+            params = {"since": 0, "timeout": HOLD}
+            held = asyncio.create_task(client.get("/long-poll", params=params))
             await asyncio.sleep(0.5)
             assert not held.done(), "the long poll answered before anything was published"
             event = (await client.post("/publish")).json()
+            published = time.monotonic()
             response = await held
-            return time.monotonic() - started, response.raise_for_status().json(), event
+            return time.monotonic() - published, response.raise_for_status().json(), event
 
-    elapsed, events, event = asyncio.run(scenario())
+    answered_after, events, event = asyncio.run(scenario())
+    record_property("answered after the publish (s)", answered_after)
     assert events == [event]
-    assert 0.45 < elapsed < 3.0, elapsed  # held until the publish, not until the timeout
+    assert answered_after < SOON, answered_after  # held until the publish, not the timeout
 
 
 def test_long_poll_returns_an_empty_list_at_its_timeout(quiet):
@@ -79,15 +127,17 @@ def test_long_poll_returns_an_empty_list_at_its_timeout(quiet):
     elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert response.json() == []
-    assert 0.45 < elapsed < 3.0, elapsed
+    assert 0.5 <= elapsed < SOON, elapsed  # it waited, and stopped (the default hold is 20 s)
 
 
 def test_long_poll_answers_at_once_when_events_are_waiting(quiet):
     publish(quiet, 2)
     started = time.monotonic()
-    events = httpx.get(f"{quiet.url}/long-poll", params={"since": 1, "timeout": 10}).json()
-    assert [e["id"] for e in events] == [2]
-    assert time.monotonic() - started < 2.0
+    response = httpx.get(
+        f"{quiet.url}/long-poll", params={"since": 1, "timeout": HOLD}, timeout=HOLD + 10
+    )
+    assert [e["id"] for e in response.json()] == [2]
+    assert time.monotonic() - started < SOON
 
 
 def read_sse(response_bytes: list[bytes]) -> list:
@@ -128,7 +178,7 @@ def test_sse_resumes_after_last_event_id_and_ends_after_its_duration(quiet):
     response = httpx.get(
         f"{quiet.url}/sse", params={"duration": 0.5}, headers={"Last-Event-ID": "1"}
     )
-    assert 0.45 < time.monotonic() - started < 3.0
+    assert 0.5 <= time.monotonic() - started < SOON  # open until its duration, then closed
     assert [e.id for e in read_sse([response.content])] == ["2", "3"]
     # ?since= wins over the header
     response = httpx.get(
@@ -138,11 +188,13 @@ def test_sse_resumes_after_last_event_id_and_ends_after_its_duration(quiet):
 
 
 @pytest.mark.parametrize("path", ["/poll", "/long-poll", "/sse"])
-@pytest.mark.parametrize("since", ["abc", "-1", "1.5", "", "٣"])
+@pytest.mark.parametrize("since", ["abc", "-1", "1.5", " 1", "٣"])
 def test_an_invalid_since_is_a_clear_400(untouched, path, since):
     response = httpx.get(f"{untouched.url}{path}", params={"since": since})
     assert response.status_code == 400
-    assert response.json() == {"detail": f"since must be an integer >= 0, got {since!r}"}
+    assert response.json() == {
+        "detail": f"since must be a non-negative decimal integer, got {since!r}"
+    }
 
 
 @pytest.mark.parametrize("path", ["/poll", "/long-poll", "/sse"])
@@ -155,7 +207,9 @@ def test_a_since_ahead_of_the_log_is_a_400_that_says_why(untouched, path):
 def test_an_invalid_last_event_id_header_is_a_400(untouched):
     response = httpx.get(f"{untouched.url}/sse", headers={"Last-Event-ID": "x"})
     assert response.status_code == 400
-    assert response.json() == {"detail": "Last-Event-ID must be an integer >= 0, got 'x'"}
+    assert response.json() == {
+        "detail": "Last-Event-ID must be a non-negative decimal integer, got 'x'"
+    }
 
 
 @pytest.mark.parametrize(
@@ -200,103 +254,3 @@ def test_the_publisher_is_seeded_and_never_skips_an_id(serve):
     assert ticks_a[0]["price"] != ticks_a[1]["price"]
     times = [e["published"] for e in ticks_a]
     assert times == sorted(times)
-
-
-# --- the measuring harness -------------------------------------------------------------------
-
-
-def test_the_counting_transport_counts_exactly_the_bytes_on_the_wire(quiet):
-    publish(quiet, 2)
-
-    async def fetch() -> tuple[Meter, httpx.Response]:
-        meter = Meter()
-        async with httpx.AsyncClient(transport=CountingTransport(meter)) as client:
-            response = await client.get(f"{quiet.url}/poll", params={"since": 0})
-        return meter, response
-
-    meter, response = asyncio.run(fetch())
-    request = response.request
-    request_bytes = (
-        f"GET {request.url.raw_path.decode()} HTTP/1.1\r\n".encode()
-        + b"".join(name + b": " + value + b"\r\n" for name, value in request.headers.raw)
-        + b"\r\n"
-    )
-    response_bytes = (
-        b"HTTP/1.1 200 OK\r\n"
-        + b"".join(name + b": " + value + b"\r\n" for name, value in response.headers.raw)
-        + b"\r\n"
-        + response.content
-    )
-    assert meter.sent == len(request_bytes)
-    assert meter.received == len(response_bytes)
-
-
-def test_simulate_measures_all_three_methods_on_the_same_events(serve):
-    source = serve(APP, env={"EVENT_RATE": "6", "EVENT_SEED": "3"})
-    methods = {
-        "poll": Method(short_poll_loop, "/poll", {"interval": 0.3}, stagger=0.3),
-        "long poll": Method(long_poll_loop, "/long-poll"),
-        "SSE": Method(sse_loop, "/sse"),
-    }
-    started = time.monotonic()
-    experiment = asyncio.run(simulate(source.url, methods, users=3, window=2.0, settle=0.5))
-    assert time.monotonic() - started < 6.0
-    experiment.raise_errors()
-    assert len(experiment.measured_events) >= 3
-    rows = {row["method"]: row for row in experiment.summary()}
-    for method, users in experiment.runs.items():
-        assert experiment.missing(method) == 0, method
-        assert all(u.duplicates == u.out_of_order == 0 for u in users), method
-        assert all(u.meter.sent > 0 and u.meter.received > 0 for u in users), method
-    assert rows["SSE"]["requests"] == 3 and rows["SSE"]["empty"] == 0
-    assert rows["poll"]["requests"] > rows["SSE"]["requests"]
-    assert rows["poll"]["p50 ms"] > rows["SSE"]["p50 ms"]
-    assert rows["long poll"]["p95 ms"] < 300 and rows["SSE"]["p95 ms"] < 300
-    assert "req/s per user" in experiment.table()
-
-
-def test_the_reference_long_poll_loop_passes_the_lesson_trial(quiet):
-    trial = asyncio.run(long_poll_trial(long_poll_loop, quiet.url))
-    ids = [e["id"] for e in trial.published]
-    for user in trial.users:
-        assert user.error is None
-        assert [d.event_id for d in user.deliveries] == ids
-        assert user.returned == ids[-1]
-        assert user.empty >= 1  # the 0.6 s -> 2.2 s gap is longer than the 1 s hold
-        assert 4 <= len(user.requests) <= 10
-        assert user.finished is not None and user.finished - trial.deadline < 0.5
-        assert percentile([d.delay for d in user.deliveries], 100) < 0.3
-
-
-def test_a_loop_that_overruns_its_deadline_is_stopped_and_reported(quiet):
-    async def stubborn(client, url, since, deadline, on_event, hold=20.0):
-        await client.get(url, params={"since": since, "timeout": 30})  # ignores the deadline
-        return since
-
-    started = time.monotonic()
-    trial = asyncio.run(long_poll_trial(stubborn, quiet.url, users=1, at=(), seconds=0.2))
-    assert time.monotonic() - started < 5
-    assert isinstance(trial.users[0].error, TimeoutError)
-    assert "still running" in str(trial.users[0].error)
-
-
-def test_percentile_interpolates_like_numpy():
-    assert percentile([1, 2, 3, 4], 50) == 2.5
-    assert percentile([5], 95) == 5
-    assert percentile([0, 10], 95) == pytest.approx(9.5)
-
-
-def test_a_loop_that_raises_its_own_timeout_error_is_reported_as_its_error(quiet):
-    """A learner's loop that uses `asyncio.timeout` and lets it escape: the error recorded is
-    the loop's own TimeoutError, not a crash of the harness (bug 1 of issue 8)."""
-
-    async def impatient(client, url, since, deadline, on_event, hold=20.0):
-        async with asyncio.timeout(0.05):
-            await client.get(url, params={"since": since, "timeout": 5})
-        return since
-
-    trial = asyncio.run(long_poll_trial(impatient, quiet.url, users=1, at=(), seconds=3))
-    error = trial.users[0].error
-    assert isinstance(error, TimeoutError), error
-    assert "still running" not in str(error)  # it is the loop's, not the harness's
-    assert trial.users[0].finished is not None and trial.users[0].finished < trial.deadline

@@ -25,127 +25,46 @@ and the same prices in every run.
 
 Bad parameters get a 400 with a JSON ``detail`` that says what was wrong. A ``since`` older
 than the kept history gets 410 Gone: the events the client missed are no longer here, and
-saying so beats returning a stream with a silent hole in it.
+saying so beats returning a stream with a silent hole in it. The log and its publisher are in
+`event_log.py`, with no HTTP in them: the log raises `IdAhead` or `IdTooOld`, and this module
+maps them to those statuses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import random
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, Event, comment, encode
+from server.apps.price_feed.event_log import (
+    DEFAULT_HISTORY,
+    START_PRICE,
+    EventLog,
+    IdAhead,
+    IdTooOld,
+    Tick,
+    publish_forever,
+)
+from server.event_ids import parse_counter_id
+from server.sse import comment, encode_json
+from server.sse_response import sse_response
 
 DEFAULT_RATE = 0.5  # events per second
-DEFAULT_HISTORY = 10_000
 DEFAULT_HOLD = 20.0  # how long /long-poll holds a request when the client names no timeout
 MAX_HOLD = 60.0
 MAX_DURATION = 3600.0
 HEARTBEAT = 15.0  # an idle SSE stream sends ": ping" this often, so proxies keep it open
-START_PRICE = 100.0
 NO_CACHE = {"Cache-Control": "no-store"}
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """One published event: a price at a moment."""
-
-    id: int
-    published: float  # server time.time() when it entered the log
-    price: float
-
-
-class EventLog:
-    """The published events, newest last, and a way to wait for the next one.
-
-    Waiting uses one `asyncio.Event` per "generation": `publish` sets the current one and
-    puts a fresh one in its place, so every waiter wakes exactly once per publish and then
-    re-checks whether an event it wants has arrived.
-    """
-
-    def __init__(self, history: int = DEFAULT_HISTORY) -> None:
-        self._events: deque[Tick] = deque(maxlen=history)
-        self._next_id = 1
-        self._published = asyncio.Event()
-
-    @property
-    def newest(self) -> Tick | None:
-        return self._events[-1] if self._events else None
-
-    @property
-    def last_id(self) -> int:
-        """The id of the newest event, 0 before the first."""
-        return self._next_id - 1
-
-    def publish(self, price: float) -> Tick:
-        tick = Tick(self._next_id, time.time(), price)
-        self._events.append(tick)
-        self._next_id += 1
-        self._published.set()
-        self._published = asyncio.Event()
-        return tick
-
-    def after(self, since: int) -> list[Tick]:
-        """The events with id > since (ids have no gaps, so this is a slice)."""
-        if since > self.last_id:
-            raise HTTPException(
-                400,
-                f"since={since} is ahead of the newest event ({self.last_id}); "
-                "ids restart at 1 when the server restarts, so start again from since=0",
-            )
-        oldest = self._events[0].id if self._events else self._next_id
-        if since < oldest - 1:
-            raise HTTPException(
-                410,
-                f"events {since + 1} to {oldest - 1} are no longer kept (the log holds the "
-                f"last {self._events.maxlen}); start again from since={oldest - 1}",
-            )
-        start = since - oldest + 1
-        return [self._events[i] for i in range(start, len(self._events))]
-
-    async def wait_after(self, since: int, timeout: float) -> list[Tick]:
-        """The events after `since`, waiting up to `timeout` seconds for one if there are none."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not (events := self.after(since)):
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return []
-            with suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await self._published.wait()
-        return events
-
-
-async def publish_forever(log: EventLog, rate: float, seed: int) -> None:
-    """Publish price ticks at random times: exponential gaps, mean 1/rate seconds.
-
-    The schedule is absolute (each tick is due at the previous due time plus a gap), so a
-    slow loop delays a tick without shifting all the ones after it.
-    """
-    gaps = random.Random(seed)
-    prices = random.Random(seed + 1)
-    price = START_PRICE
-    loop = asyncio.get_running_loop()
-    due = loop.time()
-    while True:
-        due += gaps.expovariate(rate)
-        await asyncio.sleep(max(0.0, due - loop.time()))
-        price = round(price * (1 + prices.gauss(0, 0.002)), 2)
-        log.publish(price)
 
 
 def as_json(tick: Tick) -> dict[str, Any]:
@@ -159,17 +78,21 @@ def _since(request: Request, *, header: bool = False) -> int:
     """`?since=`, else (for SSE) the `Last-Event-ID` header, else 0."""
     raw, name = request.query_params.get("since"), "since"
     if raw is None and header:
-        raw, name = request.headers.get("last-event-id") or None, "Last-Event-ID"
-    return 0 if raw is None else _integer(raw, name, minimum=0)
+        raw, name = request.headers.get("last-event-id"), "Last-Event-ID"
+    try:
+        return parse_counter_id(raw, name)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
 
 
-def _integer(raw: str, name: str, *, minimum: int) -> int:
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18 and int(raw) >= minimum):
-        raise HTTPException(400, f"{name} must be an integer >= {minimum}, got {raw!r}")
+def _count(raw: str, name: str) -> int:
+    """A query parameter that counts something: an integer >= 1."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18 and int(raw) >= 1):
+        raise HTTPException(400, f"{name} must be an integer >= 1, got {raw!r}")
     return int(raw)
 
 
-def _seconds(request: Request, name: str, default: float | None, *, most: float) -> float | None:
+def _seconds(request: Request, name: str, default: float, *, most: float) -> float:
     """An optional query parameter: a number of seconds, 0 < value <= most."""
     raw = request.query_params.get(name)
     if raw is None:
@@ -186,19 +109,14 @@ def _seconds(request: Request, name: str, default: float | None, *, most: float)
 # --- endpoints -----------------------------------------------------------------------------
 
 
-def _log(request: Request) -> EventLog:
-    return request.state.log
-
-
 async def status(request: Request) -> Response:
-    log = _log(request)
     settings = request.app.state.settings
-    return JSONResponse({"last_id": log.last_id, **settings}, headers=NO_CACHE)
+    return JSONResponse({"last_id": request.state.log.last_id, **settings}, headers=NO_CACHE)
 
 
 async def poll(request: Request) -> Response:
     """Short polling: answer at once with whatever is new (often nothing)."""
-    events = _log(request).after(_since(request))
+    events = request.state.log.after(_since(request))
     return JSONResponse([as_json(e) for e in events], headers=NO_CACHE)
 
 
@@ -206,7 +124,7 @@ async def long_poll(request: Request) -> Response:
     """Long polling: hold the request until something is new or the timeout passes."""
     since = _since(request)
     timeout = _seconds(request, "timeout", DEFAULT_HOLD, most=MAX_HOLD)
-    events = await _log(request).wait_after(since, timeout or DEFAULT_HOLD)
+    events = await request.state.log.wait_after(since, timeout)
     return JSONResponse([as_json(e) for e in events], headers=NO_CACHE)
 
 
@@ -215,24 +133,20 @@ async def sse(request: Request) -> Response:
 
     Finite on request, for tests and cells: `limit` events, or `duration` seconds.
     """
-    log = _log(request)
+    log: EventLog = request.state.log
     since = _since(request, header=True)
-    log.after(since)  # validate now, while a 400 can still be sent
+    log.after(since)  # check now, while a 400 or 410 can still be sent
     raw_limit = request.query_params.get("limit")
-    limit = None if raw_limit is None else _integer(raw_limit, "limit", minimum=1)
-    duration = _seconds(request, "duration", None, most=MAX_DURATION)
-    return StreamingResponse(
-        _stream(log, since, limit, duration),
-        media_type=MEDIA_TYPE,
-        headers=RESPONSE_HEADERS,
-    )
+    limit = None if raw_limit is None else _count(raw_limit, "limit")
+    duration = _seconds(request, "duration", math.inf, most=MAX_DURATION)
+    return sse_response(_stream(log, since, limit, duration))
 
 
 async def _stream(
-    log: EventLog, since: int, limit: int | None, duration: float | None
+    log: EventLog, since: int, limit: int | None, duration: float
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
-    end = math.inf if duration is None else loop.time() + duration
+    end = loop.time() + duration
     sent = 0
     while True:
         wait = min(HEARTBEAT, end - loop.time())
@@ -240,7 +154,7 @@ async def _stream(
             return
         try:
             events = await log.wait_after(since, wait)
-        except HTTPException:  # a client so slow that the log dropped what it had not read:
+        except IdTooOld:  # a client so slow that the log dropped what it had not read:
             return  # end the stream; its reconnect with Last-Event-ID then gets the 410
         if not events:
             if loop.time() < end:
@@ -249,10 +163,7 @@ async def _stream(
         if limit is not None:
             events = events[: limit - sent]
         # Everything that is ready goes out in one chunk: one write, one TCP segment.
-        yield b"".join(
-            encode(Event(data=json.dumps(as_json(e), separators=(",", ":")), id=str(e.id)))
-            for e in events
-        )
+        yield b"".join(encode_json(as_json(e), id=str(e.id)) for e in events)
         since = events[-1].id
         sent += len(events)
         if limit is not None and sent >= limit:
@@ -261,7 +172,7 @@ async def _stream(
 
 async def publish(request: Request) -> Response:
     """Publish one event now; `?price=` sets its price, else the last price is repeated."""
-    log = _log(request)
+    log: EventLog = request.state.log
     raw = request.query_params.get("price")
     if raw is None:
         price = log.newest.price if log.newest else START_PRICE
@@ -272,12 +183,19 @@ async def publish(request: Request) -> Response:
             price = math.nan
         if not math.isfinite(price):
             raise HTTPException(400, f"price must be a number, got {raw!r}")
-    return JSONResponse(as_json(log.publish(price)), status_code=201)
+    return JSONResponse(as_json(await log.publish(price)), status_code=201)
 
 
-async def _http_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, HTTPException)
-    return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+# What the log's errors mean to an HTTP client: a since it cannot have got from this server
+# is a bad request; one whose events were dropped names something that is gone.
+STATUS_OF: dict[type[Exception], int] = {IdAhead: 400, IdTooOld: 410}
+
+
+async def _error(request: Request, error: Exception) -> Response:
+    """A bad parameter or a `since` the log cannot answer for, as JSON: `{"detail": why}`."""
+    if isinstance(error, HTTPException):
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+    return JSONResponse({"detail": str(error)}, status_code=STATUS_OF[type(error)])
 
 
 def create_app(
@@ -308,7 +226,7 @@ def create_app(
             Route("/publish", publish, methods=["POST"]),
         ],
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers=dict.fromkeys([HTTPException, *STATUS_OF], _error),
     )
     app.state.settings = {"rate": rate, "seed": seed, "history": history}
     return app

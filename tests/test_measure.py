@@ -1,0 +1,40 @@
+"""The small statistics and the text table the lessons print their measurements with."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from server.clients.measure import format_table, percentile, share_soon_after
+
+
+@pytest.mark.parametrize("values", [[1, 2, 3, 4], [5], [0, 10], [3.5, -1, 7, 7, 2, 9.25, 0, 4]])
+@pytest.mark.parametrize("q", [0, 25, 50, 95, 99, 100])
+def test_percentile_interpolates_like_numpy(values, q):
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_of_nothing_is_nan():
+    assert math.isnan(percentile([], 50))
+
+
+def test_share_soon_after_counts_times_within_the_window_after_a_mark():
+    # 1.05 follows the mark at 1.0; 0.95 is before it; 2.5 is too long after 2.0.
+    assert share_soon_after([1.05, 0.95, 2.5, 2.01], marks=[2.0, 1.0], within=0.1) == 0.5
+    assert math.isnan(share_soon_after([], [1.0], 0.1))
+
+
+def test_format_table_aligns_names_left_and_numbers_right():
+    rows = [
+        {"method": "poll 1 s", "requests": 1450, "p50 ms": 496.3, "p95 ms": math.nan},
+        {"method": "SSE", "requests": 30, "p50 ms": 4.84, "p95 ms": 16.2},
+    ]
+    assert format_table(rows).splitlines() == [
+        "method    requests  p50 ms  p95 ms",
+        "--------  --------  ------  ------",
+        "poll 1 s     1,450     496     n/a",
+        "SSE             30     4.8    16.2",
+    ]
+    assert format_table([]) == ""

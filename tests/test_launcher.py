@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
 import signal
@@ -10,6 +12,7 @@ import stat
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.course import launcher, reaper
+from server.course import binaries, launcher, reaper, supervisor
 from server.course.launcher import (
     BinaryNotFoundError,
     LauncherError,
@@ -66,20 +69,97 @@ def test_busy_port_is_a_clear_error() -> None:
             start_redis(port=port)
 
 
+@contextlib.contextmanager
+def _impostor() -> Iterator[int]:
+    """Another process's server answering HTTP on a loopback port (here, a thread of ours)."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-length", "8")
+            self.end_headers()
+            self.wfile.write(b"impostor")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _listeners(port: int) -> set[int]:
+    """The pids holding a socket that listens on TCP `port` (Linux: /proc/net/tcp and fds)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    holders = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) in inodes:
+                holders.add(int(fd.parts[2]))
+    return holders
+
+
+def _owns_its_port(server: launcher.Server) -> bool:
+    """True if the socket listening on the server's port belongs to its own processes."""
+    holders = _listeners(server.port)
+    return bool(holders) and holders <= set(_group_members(server.pid))
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc to find listeners")
+def test_an_impostor_on_the_chosen_port_is_not_taken_for_the_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Readiness is ownership: an answer on the port must come from the process started."""
+    with _impostor() as taken:
+        monkeypatch.setattr(supervisor, "free_port", lambda host="127.0.0.1": taken)
+        with start_app("peer:app", args=["--app-dir", APPS]) as app:
+            assert app.port != taken
+            assert _owns_its_port(app)
+            assert httpx.get(app.url).text.isdigit()
+
+
+@pytest.mark.nginx
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc to find listeners")
+def test_an_impostor_on_the_chosen_port_is_not_taken_for_nginx(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """nginx cannot bind port 0: the launcher picks a port, and retries if it lost the race."""
+    real_free_port = supervisor.free_port
+    with _impostor() as taken, start_app("peer:app", args=["--app-dir", APPS]) as app:
+        offers = iter([taken])
+        monkeypatch.setattr(
+            supervisor, "free_port", lambda host="127.0.0.1": next(offers, 0) or real_free_port()
+        )
+        with start_nginx([app]) as proxy:
+            assert proxy.port != taken
+            assert _owns_its_port(proxy)
+            assert httpx.get(proxy.url).text.isdigit()
+
+
 def test_app_that_crashes_at_start_shows_its_log() -> None:
     with pytest.raises(ServerCrashedError, match=r"(?s)exited with code .*no_such_module"):
         start_app("no_such_module:app")
 
 
 def test_app_that_never_gets_ready_times_out() -> None:
-    with pytest.raises(ReadinessTimeoutError, match=r"did not answer .* within 1 s"):
+    with pytest.raises(ReadinessTimeoutError, match=r"did not say .* listening within 1 s"):
         start_app("slow_start:app", args=["--app-dir", APPS], timeout=1)
     assert launcher.running_servers() == []
 
 
 def test_missing_binary_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(launcher, "_EXTRA_BIN_DIRS", ())
+    monkeypatch.setattr(binaries, "_EXTRA_BIN_DIRS", ())
     monkeypatch.delenv("CONDA_PREFIX", raising=False)
     with pytest.raises(BinaryNotFoundError, match=r"nginx was not found.*Install it with"):
         start_nginx(["127.0.0.1:1"])

@@ -1,6 +1,7 @@
 """Where the course's servers write their logs, safely on a machine that many users share.
 
-Each server the launcher starts writes to a file of its own, in one folder per kernel:
+Each server the launcher starts writes to a file of its own (and keeps any files it needs, such
+as nginx's rendered config, in a folder of its own) inside one folder per kernel:
 `$TMPDIR/sse-course-<uid>/<pid>/`, or `$COURSE_LOG_DIR` when it is set. On a shared host (a
 JupyterHub with forty learners) the temporary folder belongs to everyone, and that asks for care:
 
@@ -27,7 +28,7 @@ from typing import BinaryIO
 
 from server.course.errors import LauncherError
 
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
 
 def log_dir() -> Path:
@@ -44,15 +45,28 @@ def log_dir() -> Path:
 def create_log(name: str) -> tuple[Path, BinaryIO]:
     """A new, empty log file for the server `name`, open for writing: (its path, the file)."""
     folder = log_dir()
-    stem = re.sub(r"[^\w.-]+", "_", name)
     for number in itertools.count(1):
-        path = folder / f"{stem}-{number}.log"
+        path = folder / f"{_stem(name)}-{number}.log"
         try:
             descriptor = os.open(path, _CREATE, 0o600)
         except FileExistsError:
             continue
         return path, open(descriptor, "wb")
     raise AssertionError("unreachable")
+
+
+def reopen_log(path: Path) -> BinaryIO:
+    """A log file `create_log` made, open to add to its end (a restarted server goes on in it)."""
+    return open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW), "ab")
+
+
+def new_workdir(name: str) -> Path:
+    """A new private folder for a server's own files (nginx's config, redis's dir)."""
+    return Path(tempfile.mkdtemp(prefix=f"{_stem(name)}-", dir=log_dir()))
+
+
+def _stem(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)
 
 
 def _private_dir(path: Path) -> Path:

@@ -3,27 +3,76 @@
 `atexit` handlers do not run when a Jupyter kernel is killed (SIGKILL on "Restart kernel",
 an out-of-memory kill, a crashed interpreter), so a kernel cannot be trusted to stop its own
 servers. Instead the launcher starts this small process once per kernel and keeps a pipe to
-its standard input. The launcher writes one line per server it starts (``add PGID``) and one
-per server it stops (``remove PGID``). When the pipe reaches end-of-file, whichever way the
-kernel died, the reaper terminates every process group still registered, then exits.
+its standard input. Both ends of that pipe are in this module:
+
+- the kernel's end, `Watchdog`: it starts the reaper when the first server starts, and writes
+  one line per server it starts (``add PGID``) and one per server it stops (``remove PGID``);
+- the reaper's end, `main`: it keeps the set of registered groups, and when the pipe reaches
+  end-of-file, whichever way the kernel died, it terminates every group still registered,
+  then exits. A kernel that exits cleanly stops its servers first and then closes the pipe,
+  so the reaper finds nothing left to do.
 
 Each server runs in its own session (and so its own process group), which lets the reaper
 stop a server together with its children: nginx's workers, uvicorn's reloader, and so on.
 The reaper runs in a session of its own too, so that killing the kernel's process group
 does not take the reaper down before it has done its job.
 
-Run as ``python -m server.course.reaper``; it is never imported by the notebooks.
+The reaper runs as ``python -m server.course.reaper``; only the launcher talks to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterable
 
 GRACE_SECONDS = 3.0
+
+
+class Watchdog:
+    """The kernel's end of the pipe: tells the reaper which process groups to stop."""
+
+    def __init__(self) -> None:
+        self._reaper: subprocess.Popen[bytes] | None = None
+        self._owner = 0  # the pid that started the reaper: a forked child needs its own
+        self._groups: set[int] = set()
+
+    def add(self, pgid: int) -> None:
+        self._groups.add(pgid)
+        self._tell(f"add {pgid}\n")
+
+    def remove(self, pgid: int) -> None:
+        if pgid in self._groups:
+            self._groups.discard(pgid)
+            self._tell(f"remove {pgid}\n")
+
+    def close(self, timeout: float) -> None:
+        """Let the reaper go: end-of-file on its input. Stop the servers first, or it will."""
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None and reaper.stdin is not None and self._owner == os.getpid():
+            reaper.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                reaper.wait(timeout)
+
+    def _tell(self, line: str) -> None:
+        reaper = self._reaper
+        if reaper is None or self._owner != os.getpid() or reaper.poll() is not None:
+            reaper = self._reaper = subprocess.Popen(
+                [sys.executable, "-m", "server.course.reaper"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            self._owner = os.getpid()
+            line = "".join(f"add {pgid}\n" for pgid in self._groups)  # a new reaper: all of them
+        assert reaper.stdin is not None  # stdin=PIPE
+        reaper.stdin.write(line.encode())
+        reaper.stdin.flush()
 
 
 def _signal(pgid: int, sig: int) -> bool:

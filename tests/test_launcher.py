@@ -10,6 +10,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import textwrap
 import threading
@@ -28,6 +29,7 @@ from server.course.launcher import (
     ReadinessTimeoutError,
     ServerCrashedError,
     start_app,
+    start_command,
     start_nginx,
     start_redis,
 )
@@ -144,6 +146,63 @@ def test_an_impostor_on_the_chosen_port_is_not_taken_for_nginx(
             assert proxy.port != taken
             assert _owns_its_port(proxy)
             assert httpx.get(proxy.url).text.isdigit()
+
+
+def test_kill_cuts_streams_at_once_and_restart_brings_the_server_back() -> None:
+    """Lesson 09's crash: SIGKILL, no graceful shutdown, then the same server on the same port."""
+    with start_app("endless:app", args=["--app-dir", APPS]) as app:
+        port = app.port
+        with httpx.stream("GET", app.url) as response:
+            chunks = response.iter_bytes()
+            next(chunks)
+            assert app.kill() == -signal.SIGKILL  # stop() would exit 0, gracefully
+            with pytest.raises(httpx.RemoteProtocolError):
+                for _ in chunks:
+                    pass
+        assert app not in launcher.running_servers()
+        app.restart()
+        assert (app.port, app.running) == (port, True)
+        assert app in launcher.running_servers()
+        assert _owns_its_port(app)
+        with httpx.stream("GET", app.url) as response:
+            assert next(response.iter_bytes()).startswith(b": ping")
+        assert app.log_path.read_text().count("Uvicorn running on") == 2  # one log, two lives
+    assert not app.running
+
+
+@pytest.mark.nginx
+def test_kill_takes_the_whole_process_group() -> None:
+    with start_app("peer:app", args=["--app-dir", APPS]) as app, start_nginx([app]) as proxy:
+        members = _group_members(proxy.pid)
+        assert len(members) >= 2, "nginx should have a master and a worker"
+        proxy.kill()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in members) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in members if _alive(pid)] == []
+        proxy.restart()
+        assert httpx.get(proxy.url).text.isdigit()
+
+
+def test_start_command_runs_any_http_server_on_the_port_it_reports() -> None:
+    command = [sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+    command += ["--directory", "{workdir}"]
+    with start_command(command, listening=r"Serving HTTP on \S+ port (\d+)") as server:
+        assert server.workdir is not None
+        (server.workdir / "hello.txt").write_text("hello")
+        assert httpx.get(server.url + "/hello.txt").text == "hello"
+        assert _owns_its_port(server)
+        assert server.name == "http.server"
+
+
+def test_start_command_runs_gunicorn_as_lesson_07_will() -> None:
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed")
+    command = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}"]
+    command += ["--workers", "1", "--threads", "4", "--no-control-socket"]
+    command += ["--chdir", APPS, "hello_wsgi:application"]
+    with start_command(command, listening=launcher.GUNICORN_LISTENING) as server:
+        assert httpx.get(server.url).text == "hello from WSGI"
+        assert _owns_its_port(server)
 
 
 def test_app_that_crashes_at_start_shows_its_log() -> None:

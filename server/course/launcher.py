@@ -1,4 +1,4 @@
-"""Start and stop the course's servers (uvicorn apps, nginx, redis-server) as subprocesses.
+"""Start and stop the course's servers (uvicorn, gunicorn, nginx, redis-server) as subprocesses.
 
 Every notebook and test starts servers the same way, through this module:
 
@@ -35,6 +35,7 @@ import functools
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from server.course.binaries import find_binary, install_hint
 from server.course.errors import (
@@ -63,13 +64,16 @@ __all__ = [
     "log_dir",
     "running_servers",
     "start_app",
+    "start_command",
     "start_nginx",
     "start_python",
     "start_redis",
     "stop_all",
 ]
 
+# The line each server prints once it listens; the group is the port it bound.
 UVICORN_LISTENING = r"Uvicorn running on https?://\S+:(\d+)"
+GUNICORN_LISTENING = r"Listening at: https?://\S+:(\d+)"
 
 
 def start_app(
@@ -97,16 +101,59 @@ def start_app(
         "--timeout-graceful-shutdown", "1",
         *args,
     )  # fmt: skip
-    recipe = Recipe(
-        name or app,
+    return start_command(
         command,
-        re.compile(UVICORN_LISTENING),
+        listening=UVICORN_LISTENING,
+        port=port,
+        host=host,
+        env=env,
+        ready_path=ready_path,
+        timeout=timeout,
+        name=name or app,
+    )
+
+
+def start_command(
+    command: Sequence[str],
+    *,
+    listening: str,
+    port: int | None = None,
+    host: str = LOOPBACK,
+    env: Mapping[str, str] | None = None,
+    ready_path: str = "/",
+    timeout: float = 20.0,
+    name: str | None = None,
+) -> Server:
+    """Run any server command that binds a TCP port and answers HTTP.
+
+    In `command`, `{port}` becomes the port and `{workdir}` a private folder
+    (`server.workdir`). `listening` is a regular expression for the line the server prints
+    once it listens. If its group captures the port, `port=None` starts the server on port 0
+    and the OS picks; otherwise the launcher picks a free port. Then `ready_path` must answer
+    HTTP (any status). Django under gunicorn, for example (lesson 07; without
+    `--no-control-socket`, gunicorn 27 opens a control socket at one path per user,
+    ~/.gunicorn/gunicorn.ctl, which the next gunicorn takes over):
+
+        start_command(
+            [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}",
+             "--workers", "1", "--threads", "4", "--no-control-socket",
+             "mysite.wsgi:application"],
+            listening=GUNICORN_LISTENING,
+        )
+    """
+    command = tuple(command)
+    label = name or (command[2] if command[1:2] == ("-m",) else Path(command[0]).name)
+    recipe = Recipe(
+        label,
+        command,
+        re.compile(listening),
         functools.partial(http_answers, path=ready_path),
         host=host,
         env=env or {},
         timeout=timeout,
     )
-    return start(recipe, port)
+    workdir = new_workdir(label) if any("{workdir}" in part for part in command) else None
+    return start(recipe, port, workdir=workdir)
 
 
 def start_redis(*, port: int | None = None, timeout: float = 10.0) -> Server:

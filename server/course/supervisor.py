@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from server.course.errors import PortInUseError, ReadinessTimeoutError, ServerCrashedError
-from server.course.logs import create_log
+from server.course.logs import create_log, reopen_log
 from server.course.ports import LOOPBACK, check_port_free, free_port
 from server.course.reaper import Watchdog
 from server.course.urls import browser_url
@@ -68,7 +68,7 @@ class Recipe:
 
 @dataclass(eq=False)
 class Server:
-    """A running server: where it listens, where it logs, and how to stop it."""
+    """A running server: where it listens, where it logs, how to stop, kill or restart it."""
 
     recipe: Recipe = field(repr=False)
     process: subprocess.Popen[bytes] = field(repr=False)
@@ -117,19 +117,41 @@ class Server:
         Returns the exit code. Escalation matters: uvicorn waits for open streams to close
         before it exits, and an endless SSE stream never closes by itself.
         """
-        if self._exit_code is None:
-            _signal_group(self.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout)
-            self._end()
-        assert self._exit_code is not None
-        return self._exit_code
+        if self._exit_code is not None:
+            return self._exit_code
+        _signal_group(self.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+        return self._end()
 
-    def _end(self) -> None:
+    def kill(self) -> int:
+        """SIGKILL the whole process group at once, as a crash would, and wait until it is gone.
+
+        Returns the exit code (-9). Nothing graceful happens: open streams are cut in the
+        middle of an event, and no shutdown code runs. Lesson 09 kills a worker this way and
+        counts the events its clients lose; `restart()` brings it back.
+        """
+        return self._exit_code if self._exit_code is not None else self._end()
+
+    def restart(self) -> None:
+        """Run the same command again on the same port, its output added to the same log.
+
+        A server that still runs is stopped first. Readiness is awaited as at the first start.
+        """
+        self.stop()
+        check_port_free(self.host, self.port)
+        with reopen_log(self.log_path) as log:
+            self.process, output_from = _spawn(self.recipe, self.port, log, self.workdir)
+        self._exit_code = None
+        _registry.add(self)
+        self._wait_ready(output_from)
+
+    def _end(self) -> int:
         """SIGKILL what is left of the group (the leader, or workers that outlived it)."""
         _signal_group(self.pid, signal.SIGKILL)
         self._exit_code = self.process.wait()
         _registry.forget(self)
+        return self._exit_code
 
     def __enter__(self) -> Server:
         return self

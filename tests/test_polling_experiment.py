@@ -1,8 +1,9 @@
 """Lesson 02's client loops and the harness that runs, counts and times them.
 
-Against a real `server.apps.price_feed` under uvicorn. Latencies are reported
-(`record_property`), and asserted only as generous deadlines that the broken behaviour (a
-long poll answered at its timeout, a loop that ignores its deadline) misses by far.
+Against a real `server.apps.price_feed` under uvicorn. Latencies are reported (the test's
+`user_properties`, in a JUnit XML report), and asserted only as generous deadlines that the
+broken behaviour (a long poll answered at its timeout, a loop that ignores its deadline)
+misses by far.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def quiet(serve) -> Server:
     return serve(APP, env={"EVENT_RATE": "0"})
 
 
-def test_simulate_measures_all_three_methods_on_the_same_events(serve, record_property):
+def test_simulate_measures_all_three_methods_on_the_same_events(serve, request):
     source = serve(APP, env={"EVENT_RATE": "6", "EVENT_SEED": "3"})
     methods = {
         "poll": Method(short_poll_loop, "/poll", {"interval": 0.3}, stagger=0.3),
@@ -41,7 +42,7 @@ def test_simulate_measures_all_three_methods_on_the_same_events(serve, record_pr
         assert experiment.missing(method) == 0, method
         assert all(u.duplicates == u.out_of_order == 0 for u in users), method
         assert all(u.meter.sent > 0 and u.meter.received > 0 for u in users), method
-        record_property(f"{method} p95 ms", rows[method]["p95 ms"])
+        request.node.user_properties.append((f"{method} p95 ms", rows[method]["p95 ms"]))
     assert rows["SSE"]["requests"] == 3 and rows["SSE"]["empty"] == 0
     assert rows["poll"]["requests"] > rows["SSE"]["requests"]
     assert rows["poll"]["p50 ms"] > rows["SSE"]["p50 ms"]
@@ -51,7 +52,7 @@ def test_simulate_measures_all_three_methods_on_the_same_events(serve, record_pr
     assert "req/s per user" in experiment.table()
 
 
-def test_the_reference_long_poll_loop_passes_the_lesson_trial(quiet, record_property):
+def test_the_reference_long_poll_loop_passes_the_lesson_trial(quiet, request):
     trial = asyncio.run(long_poll_trial(long_poll_loop, quiet.url))
     ids = [e["id"] for e in trial.published]
     for user in trial.users:
@@ -61,8 +62,12 @@ def test_the_reference_long_poll_loop_passes_the_lesson_trial(quiet, record_prop
         assert user.empty >= 1  # the 0.6 s -> 2.2 s gap is longer than the 1 s hold
         assert 4 <= len(user.requests) <= 10
         assert user.finished is not None
-        record_property("ended after the deadline (s)", user.finished - trial.deadline)
-        record_property("max delay (s)", percentile([d.delay for d in user.deliveries], 100))
+        request.node.user_properties.append(
+            ("ended after the deadline (s)", user.finished - trial.deadline)
+        )
+        request.node.user_properties.append(
+            ("max delay (s)", percentile([d.delay for d in user.deliveries], 100))
+        )
 
 
 def test_a_long_poll_user_gets_each_event_on_publish_and_stops_at_its_deadline(quiet):

@@ -1,0 +1,27 @@
+"""Settings of the course's Django project: a streaming server and nothing else.
+
+Two switches come from the environment, so that one project can show both sides of a trap:
+
+- ``DJANGO_GZIP=1`` adds `GZipMiddleware`, which lesson 07 measures on an event stream.
+- ``DJANGO_ALLOWED_HOSTS`` (comma-separated) for a proxy or a hub in front; loopback by default.
+"""
+
+import os
+import secrets
+
+# Nothing is signed (no sessions, no CSRF forms), so a fresh key per process is enough.
+# A project that signs cookies must set DJANGO_SECRET_KEY, the same for every worker.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+DEBUG = False
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+    if host.strip()
+]
+ROOT_URLCONF = "server.apps.django_streams.urls"
+INSTALLED_APPS: list[str] = []
+DATABASES: dict[str, dict[str, str]] = {}
+MIDDLEWARE = (
+    ["django.middleware.gzip.GZipMiddleware"] if os.environ.get("DJANGO_GZIP") == "1" else []
+)
+USE_TZ = True

@@ -1,0 +1,16 @@
+"""The project's routes; each view's docstring says what it streams."""
+
+from django.urls import path
+
+from server.apps.django_streams import views
+
+urlpatterns = [
+    path("", views.plain),
+    path("async-plain", views.async_plain),
+    path("seed-countdown", views.seed_countdown),
+    path("countdown", views.countdown),
+    path("tokens", views.tokens),
+    path("events", views.events),
+    path("wrong-kind/countdown", views.wrong_kind_countdown),
+    path("stats", views.stats),
+]

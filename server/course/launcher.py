@@ -51,7 +51,9 @@ from server.course.ports import LOOPBACK, free_port, http_answers, redis_answers
 from server.course.supervisor import Recipe, Server, running_servers, start, stop_all
 
 __all__ = [
+    "GUNICORN_LISTENING",
     "SSE_PROXY",
+    "UVICORN_LISTENING",
     "BinaryNotFoundError",
     "LauncherError",
     "PortInUseError",

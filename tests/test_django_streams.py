@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import zlib
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from server.apps.django_streams.views import countdown_plan, events_plan
-from server.course.launcher import GUNICORN_LISTENING, Server, start_command
+from server.course.launcher import Server, start_gunicorn
 from server.seed_texts import LIFTOFF
 from server.sse import Decoder, Event
 
@@ -51,11 +50,7 @@ def asgi(serve: Callable[..., Server]) -> Server:
 @pytest.fixture
 def wsgi() -> Iterator[Server]:
     """gunicorn with one worker process and 2 threads: at most 2 requests at a time."""
-    command = [
-        sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1",
-        "--threads", "2", "--no-control-socket", "--graceful-timeout", "1", WSGI,
-    ]  # fmt: skip
-    with start_command(command, listening=GUNICORN_LISTENING, name="gunicorn") as server:
+    with start_gunicorn(WSGI, threads=2) as server:
         yield server
 
 

@@ -67,6 +67,7 @@ __all__ = [
     "running_servers",
     "start_app",
     "start_command",
+    "start_gunicorn",
     "start_nginx",
     "start_python",
     "start_redis",
@@ -112,6 +113,44 @@ def start_app(
         ready_path=ready_path,
         timeout=timeout,
         name=name or app,
+    )
+
+
+def start_gunicorn(
+    app: str,
+    *,
+    threads: int = 4,
+    workers: int = 1,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    ready_path: str = "/",
+    timeout: float = 20.0,
+    name: str | None = None,
+) -> Server:
+    """Run a WSGI app under gunicorn (`"server.apps.django_streams.wsgi:application"`).
+
+    `workers` processes of `threads` threads each: at most workers x threads requests at a
+    time, open streams included (lesson 07 measures that wall). gunicorn binds port 0 and
+    prints the port it got. `--no-control-socket`: gunicorn 27 otherwise opens a control
+    socket at one path per user (~/.gunicorn/gunicorn.ctl), which the next gunicorn takes
+    over. `--graceful-timeout 1`: a stop waits 1 s for open streams, not gunicorn's 30.
+    """
+    command = (
+        sys.executable, "-m", "gunicorn", app,
+        "--bind", f"{LOOPBACK}:{{port}}",
+        "--workers", str(workers), "--threads", str(threads),
+        "--no-control-socket", "--graceful-timeout", "1",
+        *args,
+    )  # fmt: skip
+    return start_command(
+        command,
+        listening=GUNICORN_LISTENING,
+        port=port,
+        env=env,
+        ready_path=ready_path,
+        timeout=timeout,
+        name=name or f"gunicorn-{app.split(':')[0]}",
     )
 
 

@@ -19,7 +19,7 @@ ALLOWED_HOSTS = [
     if host.strip()
 ]
 ROOT_URLCONF = "server.apps.django_streams.urls"
-INSTALLED_APPS: list[str] = []
+INSTALLED_APPS = ["django_eventstream"]  # only for the comparison in library.py
 DATABASES: dict[str, dict[str, str]] = {}
 MIDDLEWARE = (
     ["django.middleware.gzip.GZipMiddleware"] if os.environ.get("DJANGO_GZIP") == "1" else []

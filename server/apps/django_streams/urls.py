@@ -1,8 +1,9 @@
 """The project's routes; each view's docstring says what it streams."""
 
-from django.urls import path
+import django_eventstream
+from django.urls import include, path
 
-from server.apps.django_streams import views
+from server.apps.django_streams import library, views
 
 urlpatterns = [
     path("", views.plain),
@@ -13,4 +14,6 @@ urlpatterns = [
     path("events", views.events),
     path("wrong-kind/countdown", views.wrong_kind_countdown),
     path("stats", views.stats),
+    path("library/events", include(django_eventstream.urls), {"channels": [library.CHANNEL]}),
+    path("library/publish", library.publish),
 ]

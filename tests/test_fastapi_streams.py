@@ -14,7 +14,7 @@ from httpx_sse import connect_sse
 
 from server.apps.fastapi_streams import event_for
 from server.clients.resume import read_with_resume
-from server.clients.stall import ping_latencies_during
+from server.clients.stall import ping_latencies_during, seconds_behind_open_streams
 from server.course.launcher import Server, start_app
 from server.seed_texts import LIFTOFF, REPLY
 from server.sse import Decoder, Event
@@ -100,7 +100,9 @@ def test_events_are_a_function_of_their_id(app: Server) -> None:
         assert json.loads(event.data) == expected.data
         assert event.event == (expected.event or "message")
     assert events[4].event == "milestone"
-    assert body.startswith(b": resuming after 0\nretry: 1500\n\n")
+    assert events[0].retry == 1500 and all(e.retry is None for e in events[1:])
+    # The comment and `retry` ride on the first event: no block of their own (see below).
+    assert body.startswith(b": resuming after 0\ndata: ")
 
 
 def test_events_read_by_an_independent_parser(app: Server) -> None:
@@ -109,10 +111,10 @@ def test_events_read_by_an_independent_parser(app: Server) -> None:
         connect_sse(client, "GET", f"{app.url}/events?limit=5&interval=0") as source,
     ):
         events = list(source.iter_sse())
-    # httpx-sse diverges from the standard here: the opening block (a comment and `retry`,
-    # no data) comes out as an event with empty data, which a browser never dispatches.
-    assert (events[0].data, events[0].retry) == ("", 1000)
-    assert [(e.event, e.id, e.json()["n"]) for e in events[1:]] == [
+    # A block with `retry` but no data would reach httpx-sse (and the openai client) as an
+    # event with empty data, which a browser never dispatches: `retry` rides on event 1.
+    assert events[0].retry == 1000
+    assert [(e.event, e.id, e.json()["n"]) for e in events] == [
         ("message", "1", 1),
         ("message", "2", 2),
         ("message", "3", 3),
@@ -126,6 +128,19 @@ def test_resume_after_last_event_id(app: Server) -> None:
     events = decode(body)
     assert [e.id for e in events] == ["42", "43", "44"]
     assert [json.loads(e.data)["n"] for e in events] == [42, 43, 44]
+
+
+def test_resume_after_an_id_in_the_url(app: Server) -> None:
+    # A new EventSource cannot send Last-Event-ID: a page that reconnects by itself (lesson
+    # 05) puts the id in the URL. The header, which the browser sets itself, wins.
+    _, body = read_events(f"{app.url}/events?limit=2&interval=0&lastEventId=41")
+    assert [e.id for e in decode(body)] == ["42", "43"]
+    url = f"{app.url}/events?limit=1&interval=0&lastEventId=41"
+    _, body = read_events(url, headers={"Last-Event-ID": "7"})
+    assert [e.id for e in decode(body)] == ["8"]
+    bad = httpx.get(f"{app.url}/events?lastEventId=x")
+    assert bad.status_code == 400
+    assert "lastEventId" in bad.json()["detail"]
 
 
 def test_reconnecting_client_loses_and_duplicates_nothing(app: Server) -> None:
@@ -153,10 +168,23 @@ def test_heartbeats_fill_the_gaps_between_events(app: Server) -> None:
     _, body = read_events(f"{app.url}/events?limit=3&interval=0.5&heartbeat=0.1")
     # Before event 1, between 1 and 2, between 2 and 3, after 3. About four beats fit in each
     # 0.5 s gap; one is enough to keep a proxy from cutting the connection.
-    around_events = re.split(rb"data: [^\n]*\nid: \d+\n\n", body)
+    around_events = re.split(rb"data: [^\n]*\nid: \d+\n(?:retry: \d+\n)?\n", body)
     beats = [piece.count(b": heartbeat\n\n") for piece in around_events]
     assert beats[0] == beats[3] == 0 and beats[1] >= 1 and beats[2] >= 1, beats
     assert [e.id for e in decode(body)] == ["1", "2", "3"]  # and they are not events
+
+
+def test_fastapi_sse_heartbeats_reach_httpx_sse_as_empty_events(app: Server) -> None:
+    """fastapi.sse ends every comment with a blank line (it has no other way to send one), and
+    once an id was sent, httpx-sse (like the openai client) dispatches an empty event on each
+    blank line. Lessons 03 and 04 say which clients see what; this test keeps them honest."""
+    url = f"{app.url}/events?limit=2&interval=0.5&heartbeat=0.1"
+    with httpx.Client(timeout=20) as client, connect_sse(client, "GET", url) as source:
+        events = list(source.iter_sse())
+    assert [e.id for e in events if e.data] == ["1", "2"]
+    empty = [e for e in events if not e.data]
+    assert empty, "a heartbeat after id 1 should reach httpx-sse as an empty event"
+    assert {(e.event, e.id) for e in empty} == {("message", "1")}
 
 
 def test_echo_sends_text_as_is_then_204(app: Server) -> None:
@@ -260,6 +288,41 @@ def test_a_blocking_async_generator_stalls_everyone(serve) -> None:  # type: ign
     # one, a ping waits for the sleeps (the first one measured ~1.2 s: all three).
     assert statistics.median(sync) < delay / 10, sync
     assert max(blocked) >= delay, blocked
+
+
+def test_sync_streams_hold_a_worker_thread_each(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(APP)
+    # Async streams wait on the event loop and hold no thread: a sync endpoint answers at once.
+    waits = seconds_behind_open_streams(server.url, "/events?interval=1", 60, ["/ping-sync"])
+    assert waits["/ping-sync"] < DEADLINE / 10, waits
+    # Each sync countdown sleeps in one of anyio's 40 worker threads. With 40 of them open, a
+    # plain `def` endpoint and a 41st countdown wait for a thread; the event loop does not.
+    hold = 3.0
+    countdown = f"/countdown?start=1&interval={hold}"
+    waits = seconds_behind_open_streams(
+        server.url, countdown, 40, ["/ping", "/ping-sync", countdown]
+    )
+    assert waits["/ping"] < hold / 3, waits
+    assert waits["/ping-sync"] > hold / 3, waits
+    assert waits[countdown] > hold / 3, waits
+
+
+def test_an_abandoned_sync_generator_is_closed_by_the_garbage_collector(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(APP)
+
+    def counts() -> dict[str, int]:
+        return httpx.get(f"{server.url}/stats").json()["countdown"]
+
+    countdown = f"{server.url}/countdown?start=3&interval=0.1"
+    with httpx.stream("GET", countdown, timeout=20) as response:
+        next(response.iter_raw())  # the first event, then hang up
+    read_events(countdown)  # the same countdown, started later, read to its end
+    # The abandoned one never finishes: nobody asks its generator for the next event. Its
+    # `with` block ends (as "cancelled") only when Python frees it: not at the disconnect.
+    before = counts()
+    assert before["finished"] == 1 and before["active"] + before["cancelled"] == 1, before
+    httpx.post(f"{server.url}/gc")
+    assert counts() == {"active": 0, "finished": 1, "cancelled": 1, "failed": 0}
 
 
 # --- CORS ------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Run it with the launcher (`start_app("server.apps.fastapi_streams:app")`) or
 - `GET /sync-vs-async/sync` and `/sync-vs-async/async` the same slow stream from a sync
   generator (runs in the threadpool) and from an async one that calls `time.sleep` (blocks
   the event loop), and `GET /ping`, whose latency shows the difference.
+- `GET /ping-sync` the same answer from a plain `def` endpoint: it needs a worker thread, so it
+  waits while sync generators hold all 40 of them.
 
 `native`, FastAPI's own SSE: `fastapi.sse.EventSourceResponse` + `ServerSentEvent`.
 
@@ -20,8 +22,9 @@ Run it with the launcher (`start_app("server.apps.fastapi_streams:app")`) or
   every fifth event is named `milestone`, `?heartbeat=` adds comments between events,
   `?limit=N` ends the connection after N events (finite, for tests), `?until=M` says the
   stream has M events in all: a client that reconnects after the last one gets 204, which
-  tells `EventSource` to stop reconnecting. A `Last-Event-ID` header resumes after that id;
-  a malformed one is a 400 with a message, never a crash.
+  tells `EventSource` to stop reconnecting. A `Last-Event-ID` header resumes after that id
+  (`?lastEventId=` too, for a page that opens a new `EventSource` itself and so cannot set
+  the header); a malformed one is a 400 with a message, never a crash.
 - `GET /echo?text=` one event holding `text` as is (for the XSS demo), then 204 on reconnect.
 - `GET /data-vs-raw?text=` the same text twice, as `data=` (JSON-encoded: a string gets quotes)
   and as `raw_data=` (sent as is), to show the difference on the wire.
@@ -29,7 +32,8 @@ Run it with the launcher (`start_app("server.apps.fastapi_streams:app")`) or
   `{"message": ...}`, tokens as JSON, then a raw `[DONE]`.
 
 `observability`: `GET /stats` (streams active / finished / cancelled), `GET /headers-log`
-(the `Last-Event-ID`, `Origin` and cookie each stream request carried), `POST /stats/reset`.
+(the `Last-Event-ID`, `Origin` and cookie each stream request carried), `POST /stats/reset`,
+and `POST /gc` (run Python's garbage collector now: what an abandoned sync stream waits for).
 
 `GET /` is lesson 05's page (`server/apps/static/`). `COURSE_CORS_ORIGINS` (comma-separated
 origins, in the server's environment) lets those origins read the streams with cookies.
@@ -38,6 +42,7 @@ origins, in the server's environment) lets those origins read the streams with c
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -75,7 +80,9 @@ def countdown(
     interval: Annotated[float, Query(ge=0, le=10)] = 1.0,
 ) -> StreamingResponse:
     """The seeds' countdown. A sync generator: it runs in the threadpool, so `time.sleep`
-    blocks one worker thread, not the server."""
+    blocks one worker thread, not the event loop. But it holds that thread for the life of
+    the stream, and there are 40 (anyio's default): the 41st sync stream, and every sync
+    endpoint, waits for one to be free."""
 
     def generate() -> Iterator[bytes]:
         with STATS.track("countdown"):
@@ -150,6 +157,13 @@ async def ping() -> dict[str, bool]:
     return {"pong": True}
 
 
+@handmade.get("/ping-sync")
+def ping_sync() -> dict[str, bool]:
+    """The same answer from a `def` endpoint, which FastAPI runs in the thread pool: it waits
+    when sync generators hold every worker thread."""
+    return {"pong": True}
+
+
 # --- FastAPI's native SSE: EventSourceResponse + ServerSentEvent -------------------------
 
 
@@ -166,15 +180,25 @@ def resume_after(
     request: Request,
     last_event_id: Annotated[str | None, Header()] = None,
     until: Annotated[int | None, Query(ge=1, description="the stream's last id, if any")] = None,
+    url_id: Annotated[
+        str | None, Query(alias="lastEventId", description="if no Last-Event-ID header")
+    ] = None,
 ) -> int:
     """Dependency: log the request, validate `Last-Event-ID`, answer 204 when nothing is left.
 
     It runs before the response starts, so it can still choose the status code: once the
     generator runs, the 200 has gone out and an error can only end the stream.
+
+    The header is what a browser sends when it reconnects by itself. A page that opens a new
+    `EventSource` (after a 502 closed the old one for good) cannot set headers, so it passes
+    the id as `?lastEventId=`; the header wins when both are there.
     """
     STATS.log_request(request.url.path, request.headers, request.cookies.get(SESSION_COOKIE, ""))
     try:
-        after = parse_counter_id(last_event_id)
+        if last_event_id is None and url_id is not None:
+            after = parse_counter_id(url_id, "lastEventId")
+        else:
+            after = parse_counter_id(last_event_id)
     except ValueError as error:
         raise HTTPException(status_code=400, detail=str(error)) from None
     if until is not None and after >= until:
@@ -204,10 +228,15 @@ async def events(
     heartbeat: Annotated[float | None, Query(gt=0, le=60)] = None,
     retry: Annotated[int, Query(ge=0, le=600_000, description="ms")] = 1000,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Endless (or `limit`ed) numbered events, resuming after `Last-Event-ID`."""
+    """Endless (or `limit`ed) numbered events, resuming after `Last-Event-ID`.
+
+    The first event also carries `retry` and a comment saying where it resumed. Not in a block
+    of their own: a block without data is nothing to a browser, but httpx-sse and the openai
+    client dispatch it as an event with empty data. The heartbeats cannot avoid that here:
+    `fastapi.sse` ends every comment with a blank line (lessons 03 and 04 show who sees what).
+    """
     loop = asyncio.get_running_loop()
     with STATS.track("events"):
-        yield ServerSentEvent(retry=retry, comment=f"resuming after {after}")
         n, sent = after, 0
         while (limit is None or sent < limit) and (until is None or n < until):
             if sent:
@@ -217,8 +246,13 @@ async def events(
                     yield ServerSentEvent(comment="heartbeat")
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
             n += 1
+            event = event_for(n)
+            if not sent:
+                event = event.model_copy(
+                    update={"retry": retry, "comment": f"resuming after {after}"}
+                )
             sent += 1
-            yield event_for(n)
+            yield event
 
 
 @native.get("/echo", response_class=EventSourceResponse)
@@ -271,6 +305,14 @@ async def stats_reset() -> dict[str, bool]:
 @observability.get("/headers-log")
 async def headers_log() -> list[dict[str, Any]]:
     return STATS.requests()
+
+
+@observability.post("/gc")
+async def collect_garbage() -> dict[str, int]:
+    """Run Python's cycle collector now. A sync generator abandoned by its client is closed
+    (its `finally` and `with` blocks run) only when the collector frees it: lesson 04 calls
+    this to show that, instead of waiting for the collector to run on its own schedule."""
+    return {"unreachable": gc.collect()}
 
 
 # --- the app ------------------------------------------------------------------------------

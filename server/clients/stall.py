@@ -1,13 +1,20 @@
-"""Measure whether one slow stream holds up everybody else on the same server.
+"""Measure whether slow streams hold up everybody else on the same server.
 
-Lesson 04 and its tests use it to compare a sync generator (run in a worker thread) with an
-async generator that calls `time.sleep` (which blocks the event loop, and so every client).
+Lesson 04 and its tests use it for the two ways a stream can stall other clients:
+
+- `ping_latencies_during`: one async generator that calls `time.sleep` blocks the event loop,
+  so every request waits (a sync generator does not: it runs in a worker thread).
+- `seconds_behind_open_streams`: each sync generator holds one of the server's worker threads
+  while it sleeps, and there are 40 (anyio's default). Once they are all taken, a plain `def`
+  endpoint, and the next sync stream, wait for a free one.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -46,3 +53,60 @@ def ping_latencies_during(url: str, stream_path: str, ping_path: str = "/ping") 
     if failure:
         raise failure[0]
     return latencies
+
+
+def seconds_to_first_byte(client: httpx.Client, url: str) -> float:
+    """Seconds from sending `GET url` to the first byte of its body (or its end, if empty)."""
+    begin = time.perf_counter()
+    with client.stream("GET", url) as response:
+        next(response.iter_raw(), b"")
+    return time.perf_counter() - begin
+
+
+def seconds_behind_open_streams(
+    url: str, stream_path: str, streams: int, probes: Sequence[str], timeout: float = 30
+) -> dict[str, float]:
+    """Hold `streams` connections to `stream_path` open, then time a GET of each probe path.
+
+    A stream counts as open once the first bytes of its body arrived: the server is running
+    its generator (no sleep-and-hope). Then all the probes go out at once, each on a
+    connection of its own, and each is timed from its request to the first byte of its body
+    (`seconds_to_first_byte`). Returns `{probe: seconds}`; the streams are closed before it
+    returns. Fails with `TimeoutError` if the streams do not all open within `timeout` s.
+    """
+    opened = threading.Semaphore(0)  # released once per stream: open, or failed to open
+    release = threading.Event()
+    failures: list[BaseException] = []
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+
+    def hold(client: httpx.Client) -> None:
+        try:
+            with client.stream("GET", url + stream_path) as response:
+                next(response.iter_raw(), b"")
+                opened.release()
+                release.wait(timeout)
+        except BaseException as error:  # reported in the calling thread
+            failures.append(error)
+            opened.release()
+
+    with (
+        httpx.Client(timeout=timeout, limits=limits) as client,  # thread-safe, per its docs
+        ThreadPoolExecutor(streams + len(probes)) as pool,
+    ):
+        for _ in range(streams):
+            pool.submit(hold, client)
+        try:
+            deadline = time.monotonic() + timeout
+            for _ in range(streams):
+                if not opened.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(
+                        f"{streams} streams of {stream_path} not open in {timeout} s"
+                    )
+            if failures:
+                raise RuntimeError(f"a stream of {stream_path} failed") from failures[0]
+            waits = {
+                path: pool.submit(seconds_to_first_byte, client, url + path) for path in probes
+            }
+            return {path: wait.result() for path, wait in waits.items()}
+        finally:
+            release.set()

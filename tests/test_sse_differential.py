@@ -217,6 +217,20 @@ def test_httpx_sse_holds_back_a_cr_at_the_end_of_a_chunk() -> None:
     assert log == ["a", "next chunk"]
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c"])
+def test_httpx_iter_lines_is_not_an_sse_line_splitter(separator: str) -> None:
+    """httpx's `iter_lines()` splits like `str.splitlines`: on U+2028, U+0085, form feed and
+    more, which SSE treats as data. A parser built on it cuts a JSON delta in two. httpx-sse
+    splits the text of `iter_text()` itself, on CR and LF only, as server.sse does."""
+    chunks = [f'data: {{"delta":"a{separator}b"}}\n\n'.encode()]
+    response = httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=Body(chunks)
+    )
+    assert list(response.iter_lines()) == ['data: {"delta":"a', 'b"}', ""]
+    intact = [(f'{{"delta":"a{separator}b"}}', "message", "", None)]
+    assert ours(chunks) == httpx_sse(chunks) == openai(chunks) == intact
+
+
 def test_openai_reports_unset_type_and_id_as_none() -> None:
     """Not a parsing difference, a representation one: where a browser (and server.sse and
     httpx-sse) report type "message" and lastEventId "", openai gives None for both, so

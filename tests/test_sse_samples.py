@@ -23,6 +23,7 @@ EXPECTED = {
         Event("second event", "message", ""),
         Event(" third event", "message", ""),
     ],
+    "line-separator": [Event('{"delta":"첫 줄\u2028둘째 줄"}', "message", "")],
 }
 
 

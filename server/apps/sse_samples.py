@@ -12,6 +12,9 @@ network (or `server.course.wiretap`) cut it on the way:
   ``data`` lines), a ``: ping`` heartbeat, and an event with Korean data.
 - ``korean``: one event holding the seeds' fake LLM reply, for cutting inside characters.
 - ``spec-example``: the WHATWG standard's example with a comment and three events.
+- ``line-separator``: one JSON delta, as lesson 06's relay sends it (`encode_json` keeps
+  non-ASCII text as UTF-8), holding U+2028 LINE SEPARATOR: ordinary data to SSE, but a line
+  break to ``str.splitlines`` and so to httpx's ``iter_lines()``.
 
 ``GET /`` lists the names; ``GET /samples/{name}`` sends that sample in one write and ends.
 """
@@ -22,7 +25,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
 from server.seed_texts import REPLY
-from server.sse import Event, comment, encode
+from server.sse import Event, comment, encode, encode_json
 from server.sse_response import sse_response
 
 SAMPLES: dict[str, bytes] = {
@@ -42,6 +45,7 @@ SAMPLES: dict[str, bytes] = {
         b"data:second event\nid\n\n"
         b"data:  third event\n\n"
     ),
+    "line-separator": encode_json({"delta": "첫 줄\u2028둘째 줄"}),  # "first line", "second line"
 }
 
 

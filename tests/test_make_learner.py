@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.make_learner import STUB, learner_copy, strip_solutions
+from tools.make_learner import MARKDOWN_STUB, STUB, learner_copy, strip_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +50,22 @@ def test_learner_copy_has_no_outputs_and_no_solution() -> None:
     assert "42" not in copy.cells[0].source
     assert "widgets" not in copy.metadata
     assert solution.cells[0].outputs, "the solution itself must not be modified"
+
+
+def test_markdown_answers_are_hidden_in_the_learner_copy() -> None:
+    questions = "## Check yourself\n\n1. Why?\n\n"
+    answers = "<!-- BEGIN SOLUTION -->\n**Answers.** 1. Because.\n<!-- END SOLUTION -->"
+    cell = nbformat.v4.new_markdown_cell(questions + answers)
+    solution = nbformat.v4.new_notebook(cells=[cell])
+    copy = learner_copy(solution, "07_x.ipynb")
+    assert copy.cells[0].source == questions + MARKDOWN_STUB.format(name="07_x.ipynb")
+    assert "Because" in solution.cells[0].source, "the solution itself must not be modified"
+
+
+def test_code_markers_in_markdown_are_left_alone() -> None:
+    text = "Write `### BEGIN SOLUTION` above your answer.\n### END SOLUTION"
+    copy = learner_copy(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)]), "t")
+    assert copy.cells[0].source == text
 
 
 def test_learner_copies_match_the_solutions() -> None:

@@ -13,6 +13,15 @@ The learner's copy gets a stub in its place, indented like the marker, and no ou
     def build_request(host: str, path: str) -> bytes:
         raise NotImplementedError  # your code here
 
+Answers written in Markdown (a lesson's "Check yourself" questions) are marked the same way,
+with HTML comments, which do not show when the solution is rendered:
+
+    <!-- BEGIN SOLUTION -->
+    **Answers.** 1. ...
+    <!-- END SOLUTION -->
+
+and the learner's copy says where to find them instead (`MARKDOWN_STUB`).
+
 Usage:
     python tools/make_learner.py            # write notebooks/ from solutions/
     python tools/make_learner.py --check    # exit 1 if notebooks/ differ from what it writes
@@ -31,20 +40,29 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION[ \t]*$")
 END = re.compile(r"^[ \t]*### END SOLUTION[ \t]*$")
 STUB = "raise NotImplementedError  # your code here"
+MARKDOWN_BEGIN = re.compile(r"^(?P<indent>[ \t]*)<!-- BEGIN SOLUTION -->[ \t]*$")
+MARKDOWN_END = re.compile(r"^[ \t]*<!-- END SOLUTION -->[ \t]*$")
+MARKDOWN_STUB = "*Answer in your own words first, then compare with `solutions/{name}`.*"
 KEEP_METADATA = ("kernelspec", "language_info")
 
 
-def strip_solutions(source: str, where: str) -> str:
+def strip_solutions(
+    source: str,
+    where: str,
+    begin_marker: re.Pattern[str] = BEGIN,
+    end_marker: re.Pattern[str] = END,
+    stub: str = STUB,
+) -> str:
     """Replace every marked solution block in `source` by a stub at the marker's indent."""
     lines, out, indent = source.split("\n"), [], None
     for number, line in enumerate(lines, 1):
-        begin = BEGIN.match(line)
+        begin = begin_marker.match(line)
         if begin:
             if indent is not None:
                 raise ValueError(f"{where} line {number}: BEGIN SOLUTION inside another one")
             indent = begin.group("indent")
-            out.append(indent + STUB)
-        elif END.match(line):
+            out.append(indent + stub)
+        elif end_marker.match(line):
             if indent is None:
                 raise ValueError(f"{where} line {number}: END SOLUTION without a BEGIN")
             indent = None
@@ -61,10 +79,14 @@ def learner_copy(solution: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
     notebook.metadata = {k: v for k, v in notebook.metadata.items() if k in KEEP_METADATA}
     for index, cell in enumerate(notebook.cells):
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
+        where = f"{name} cell {index}"
         if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source, f"{name} cell {index}")
+            cell.source = strip_solutions(cell.source, where)
             cell.outputs = []
             cell.execution_count = None
+        elif cell.cell_type == "markdown":
+            stub = MARKDOWN_STUB.format(name=name)
+            cell.source = strip_solutions(cell.source, where, MARKDOWN_BEGIN, MARKDOWN_END, stub)
     return notebook
 
 

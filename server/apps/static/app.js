@@ -18,10 +18,15 @@ const seen = {
   opens: 0, // `open` events: the first connection, then one per reconnection
   errors: 0, // `error` events: a lost connection, a refused one, or the end of the stream
   states: [], // readyState changes, in order
+  lastEventId: "", // of the last event received, named or not
+  pageRetries: 0, // new EventSources opened by connectWithRetry() after one was CLOSED
+  gaveUp: false, // connectWithRetry() stopped after too many attempts in a row
   chat: { text: "", tokens: 0, done: false, status: null },
   many: [], // readyStates of the sources opened by openMany()
+  manyMessages: [], // and how many messages each one received
 };
 let source = null;
+let retryTimer = null;
 let manySources = [];
 
 function addItem(list, text) {
@@ -40,6 +45,7 @@ function render() {
   $("opens").textContent = seen.opens;
   $("reconnections").textContent = Math.max(0, seen.opens - 1);
   $("errors").textContent = seen.errors;
+  $("page-retries").textContent = seen.gaveUp ? `${seen.pageRetries}, gave up` : seen.pageRetries;
   const last = seen.messages.concat(seen.named).map((m) => Number(m.id)).sort((a, b) => a - b);
   $("last-id").textContent = last.length ? last.at(-1) : "–";
   seen.many = manySources.map((s) => s.readyState);
@@ -47,18 +53,26 @@ function render() {
 
 function connect(url, options = {}) {
   close();
+  return listen(url, options);
+}
+
+// A new EventSource in place of the current one (if any), with the page's listeners.
+function listen(url, options = {}) {
+  if (source) source.close();
   source = new EventSource(url, options); // GET only, no custom headers: that is the API
   source.onopen = () => {
     seen.opens += 1;
     render();
   };
   source.onmessage = (event) => {
+    seen.lastEventId = event.lastEventId;
     seen.messages.push({ id: event.lastEventId, data: event.data });
     addItem($("messages"), `#${event.lastEventId} ${event.data}`);
     render();
   };
   // A named event (`event: milestone`) does NOT reach onmessage: it needs its own listener.
   source.addEventListener("milestone", (event) => {
+    seen.lastEventId = event.lastEventId;
     seen.named.push({ type: event.type, id: event.lastEventId, data: event.data });
     addItem($("named"), `#${event.lastEventId} ${event.data}`);
     render();
@@ -73,7 +87,52 @@ function connect(url, options = {}) {
   return source;
 }
 
+// EventSource reconnects by itself only after a lost connection. Any answer other than a 200
+// with text/event-stream (a proxy's 502 during a deploy, a 503, a 401) closes it for good:
+// readyState CLOSED, no more retries. A page that must stay live opens a new EventSource
+// itself, later and later (exponential backoff with jitter, so that a thousand pages do not
+// all come back in the same second), and gives up after `maxAttempts` in a row that never
+// opened. A new EventSource cannot set the Last-Event-ID header, so the id it had reached goes
+// in the URL (`?lastEventId=`). The page cannot tell why it was closed: a 204 ("done") looks
+// exactly like a 502, so a stream a page reopens must say that it is done in an event.
+function connectWithRetry(url, { firstDelay = 1000, maxDelay = 30000, maxAttempts = 10 } = {}) {
+  let delay = firstDelay;
+  let failures = 0; // attempts in a row that never opened
+  const open = () => {
+    retryTimer = null;
+    const target = seen.lastEventId ? withParam(url, "lastEventId", seen.lastEventId) : url;
+    const current = listen(target);
+    current.addEventListener("open", () => {
+      delay = firstDelay;
+      failures = 0;
+    });
+    current.addEventListener("error", () => {
+      if (current !== source || current.readyState !== EventSource.CLOSED) return;
+      failures += 1;
+      if (failures >= maxAttempts) {
+        seen.gaveUp = true;
+        render();
+        return;
+      }
+      seen.pageRetries += 1;
+      retryTimer = setTimeout(open, delay * (0.5 + Math.random() / 2));
+      delay = Math.min(delay * 2, maxDelay);
+    });
+  };
+  close();
+  open();
+  return source;
+}
+
+function withParam(url, name, value) {
+  const absolute = new URL(url, location.href); // relative to the page, as EventSource does
+  absolute.searchParams.set(name, value);
+  return absolute.href;
+}
+
 function close() {
+  clearTimeout(retryTimer);
+  retryTimer = null;
   if (source) source.close();
   render();
 }
@@ -81,7 +140,16 @@ function close() {
 function clear() {
   close();
   source = null;
-  Object.assign(seen, { messages: [], named: [], opens: 0, errors: 0, states: [] });
+  Object.assign(seen, {
+    messages: [],
+    named: [],
+    opens: 0,
+    errors: 0,
+    states: [],
+    lastEventId: "",
+    pageRetries: 0,
+    gaveUp: false,
+  });
   $("messages").replaceChildren();
   $("named").replaceChildren();
   render();
@@ -92,7 +160,13 @@ function clear() {
 function openMany(n, url) {
   closeMany();
   manySources = Array.from({ length: n }, () => new EventSource(url));
-  for (const s of manySources) s.onopen = render;
+  seen.manyMessages = manySources.map(() => 0);
+  manySources.forEach((s, i) => {
+    s.onopen = render;
+    s.onmessage = () => {
+      seen.manyMessages[i] += 1;
+    };
+  });
   render();
 }
 
@@ -112,7 +186,9 @@ async function chat(message) {
   $("chat-status").textContent = "streaming…";
   const response = await fetch("chat", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    // Exactly this Accept: jupyter-server-proxy (JupyterHub) streams a response as it comes
+    // only for requests that ask for text/event-stream; any other it buffers whole.
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
     body: JSON.stringify({ message }),
   });
   seen.chat.status = response.status;
@@ -133,7 +209,8 @@ async function chat(message) {
 $("es-form").addEventListener("submit", (event) => {
   event.preventDefault();
   clear();
-  connect($("url").value);
+  if ($("reopen").checked) connectWithRetry($("url").value);
+  else connect($("url").value);
 });
 $("close").addEventListener("click", close);
 $("chat-form").addEventListener("submit", (event) => {
@@ -142,11 +219,15 @@ $("chat-form").addEventListener("submit", (event) => {
 });
 setInterval(render, 100); // readyState changes without an event (e.g. CONNECTING after error)
 
-window.course = { seen, connect, close, clear, chat, openMany, closeMany };
+window.course = { seen, connect, connectWithRetry, close, clear, chat, openMany, closeMany };
 
-// `?src=events%3Flimit%3D5` connects at load, so a link or an IFrame shows a live stream.
-const initial = new URLSearchParams(location.search).get("src");
+// `?src=events%3Flimit%3D5` connects at load, so a link or an IFrame shows a live stream;
+// `&reopen=1` with the page-level retry.
+const query = new URLSearchParams(location.search);
+const initial = query.get("src");
 if (initial) {
   $("url").value = initial;
-  connect(initial);
+  $("reopen").checked = query.get("reopen") === "1";
+  if ($("reopen").checked) connectWithRetry(initial);
+  else connect(initial);
 }

@@ -226,3 +226,42 @@ def test_wsgi_bad_input_gets_a_400_too(wsgi: Server) -> None:
     response = httpx.get(f"{wsgi.url}/events", headers={"Last-Event-ID": "-3"})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
+
+
+def test_under_asgi_a_sync_view_hops_to_a_thread_and_an_async_one_does_not(asgi: Server) -> None:
+    assert httpx.get(f"{asgi.url}/async-plain").headers["x-thread"] == "MainThread"
+    assert httpx.get(f"{asgi.url}/").headers["x-thread"] != "MainThread"
+
+
+def test_wsgi_gzip_holds_events_in_the_compressor_until_the_end() -> None:
+    """Django's GZipMiddleware on a sync stream: no event can be decoded before the end."""
+    with start_gunicorn(WSGI, threads=2, env={"DJANGO_GZIP": "1"}) as server:
+        url = f"{server.url}/countdown?start=3&interval=0.3"
+        gunzip, decoder, seen = zlib.decompressobj(16 + zlib.MAX_WBITS), Decoder(), []
+        start = time.perf_counter()
+        with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.headers["content-encoding"] == "gzip"
+            for chunk in response.iter_raw():  # still compressed: decode it ourselves
+                events = decoder.feed(gunzip.decompress(chunk))
+                seen += [(time.perf_counter() - start, e.data) for e in events]
+    assert [data for _, data in seen] == ["3", "2", "1", LIFTOFF]
+    assert seen[0][0] > 0.8, f"the first event was readable after {seen[0][0]:.2f} s"
+
+
+@pytest.mark.parametrize("server_kind", ["asgi", "wsgi"])
+def test_the_safe_gzip_middleware_leaves_event_streams_alone(
+    serve: Callable[..., Server], server_kind: str
+) -> None:
+    env = {"DJANGO_GZIP": "safe"}
+    server = serve(ASGI, env=env) if server_kind == "asgi" else start_gunicorn(WSGI, env=env)
+    try:
+        gzip = {"Accept-Encoding": "gzip"}
+        seen = arrivals(f"{server.url}/countdown?start=3&interval=0.3", headers=gzip)
+        assert [e.data for _, e in seen] == ["3", "2", "1", LIFTOFF]
+        assert seen[-1][0] - seen[0][0] > 0.6, "not streamed"
+        with httpx.stream("GET", f"{server.url}/countdown?start=1&interval=0", headers=gzip) as r:
+            assert "content-encoding" not in r.headers
+        page = httpx.get(f"{server.url}/?size=5000", headers=gzip)
+        assert page.headers["content-encoding"] == "gzip", "pages are still compressed"
+    finally:
+        server.stop()

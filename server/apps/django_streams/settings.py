@@ -2,7 +2,8 @@
 
 Two switches come from the environment, so that one project can show both sides of a trap:
 
-- ``DJANGO_GZIP=1`` adds `GZipMiddleware`, which lesson 07 measures on an event stream.
+- ``DJANGO_GZIP=1`` adds Django's `GZipMiddleware`, which lesson 07 measures on an event
+  stream; ``DJANGO_GZIP=safe`` adds the fix, which leaves event streams alone.
 - ``DJANGO_ALLOWED_HOSTS`` (comma-separated) for a proxy or a hub in front; loopback by default.
 """
 
@@ -21,7 +22,9 @@ ALLOWED_HOSTS = [
 ROOT_URLCONF = "server.apps.django_streams.urls"
 INSTALLED_APPS = ["django_eventstream"]  # only for the comparison in library.py
 DATABASES: dict[str, dict[str, str]] = {}
-MIDDLEWARE = (
-    ["django.middleware.gzip.GZipMiddleware"] if os.environ.get("DJANGO_GZIP") == "1" else []
-)
+GZIP = {
+    "1": "django.middleware.gzip.GZipMiddleware",
+    "safe": "server.apps.django_streams.middleware.EventStreamSafeGZipMiddleware",
+}
+MIDDLEWARE = [GZIP[os.environ["DJANGO_GZIP"]]] if os.environ.get("DJANGO_GZIP") else []
 USE_TZ = True

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import wraps
@@ -158,14 +159,29 @@ def _rejects_bad_input(
 # --- views ---------------------------------------------------------------------------------
 
 
+def _page(request: HttpRequest) -> HttpResponse:
+    """ "ok", padded with `?size=` dots; `X-Thread` names the thread that ran the view."""
+    size = int(_param(request, "size", int, 0, 0, 100_000) or 0)
+    response = HttpResponse("ok\n" + "." * size, content_type="text/plain")
+    response["X-Thread"] = threading.current_thread().name
+    return response
+
+
+@_rejects_bad_input
 def plain(request: HttpRequest) -> HttpResponse:
-    """A plain page. Its latency shows whether open streams have taken the server's capacity."""
-    return HttpResponse("ok\n", content_type="text/plain")
+    """A plain page. Its latency shows whether open streams have taken the server's capacity.
+
+    A sync view: under ASGI, Django runs it in a worker thread (a hop there and back).
+    """
+    return _page(request)
 
 
 async def async_plain(request: HttpRequest) -> HttpResponse:
-    """The same page as an async view: under ASGI it runs on the loop, with no thread hop."""
-    return HttpResponse("ok\n", content_type="text/plain")
+    """The same page as an async view: under ASGI it runs on the event loop, no thread hop."""
+    try:
+        return _page(request)
+    except ValueError as error:
+        return JsonResponse({"detail": str(error)}, status=400)
 
 
 @_rejects_bad_input

@@ -12,25 +12,14 @@ import httpx
 import pytest
 
 from server.apps.django_streams.views import countdown_plan, events_plan
+from server.clients.arrivals import event_arrivals, spread
 from server.course.launcher import Server, start_gunicorn
 from server.seed_texts import LIFTOFF
-from server.sse import Decoder, Event
+from server.sse import Decoder
 
 ASGI = "server.apps.django_streams.asgi:application"
 WSGI = "server.apps.django_streams.wsgi:application"
 DEADLINE = 10.0  # seconds: generous, for a loaded 2-core machine
-
-
-def arrivals(url: str, **kwargs: object) -> list[tuple[float, Event]]:
-    """Each event of a finite stream with the seconds since the request when it arrived."""
-    decoder, seen = Decoder(), []
-    start = time.perf_counter()
-    with httpx.stream("GET", url, timeout=DEADLINE, **kwargs) as response:  # type: ignore[arg-type]
-        assert response.status_code == 200, response.read()
-        for chunk in response.iter_bytes():
-            seen += [(time.perf_counter() - start, e) for e in decoder.feed(chunk)]
-    decoder.close()
-    return seen
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> float:
@@ -81,25 +70,24 @@ def test_events_plan_without_limit_is_endless() -> None:
 
 
 def test_asgi_countdown_streams_each_event_as_it_is_made(asgi: Server) -> None:
-    seen = arrivals(f"{asgi.url}/countdown?start=3&interval=0.3")
-    assert [e.data for _, e in seen] == ["3", "2", "1", LIFTOFF]
-    first, last = seen[0][0], seen[-1][0]
-    assert last - first > 0.6, f"all events arrived within {last - first:.2f} s: not streamed"
+    seen = event_arrivals(f"{asgi.url}/countdown?start=3&interval=0.3")
+    assert [a.event.data for a in seen] == ["3", "2", "1", LIFTOFF]
+    assert spread(seen) > 0.6, f"all events arrived within {spread(seen):.2f} s: not streamed"
 
 
 def test_asgi_with_a_sync_iterator_sends_nothing_until_the_end(asgi: Server) -> None:
     """The wrong kind of iterator: Django warns, reads it all, then sends it in one go."""
-    seen = arrivals(f"{asgi.url}/wrong-kind/countdown?start=3&interval=0.3")
-    assert [e.data for _, e in seen] == ["3", "2", "1", LIFTOFF]
-    assert seen[0][0] > 0.8, f"the first event came after {seen[0][0]:.2f} s, before the end"
+    seen = event_arrivals(f"{asgi.url}/wrong-kind/countdown?start=3&interval=0.3")
+    assert [a.event.data for a in seen] == ["3", "2", "1", LIFTOFF]
+    assert seen[0].seconds > 0.8, f"the first event came after {seen[0].seconds:.2f} s"
     assert "must consume synchronous iterators" in asgi.log_tail(50)
 
 
 def test_asgi_events_resume_after_last_event_id(asgi: Server) -> None:
-    seen = arrivals(f"{asgi.url}/events?limit=3&interval=0", headers={"Last-Event-ID": "7"})
-    assert [e.id for _, e in seen] == ["8", "9", "10"]
-    assert json.loads(seen[0][1].data) == {"n": 8, "square": 64}
-    assert seen[0][1].retry == 1000 and seen[1][1].retry is None
+    seen = event_arrivals(f"{asgi.url}/events?limit=3&interval=0", headers={"Last-Event-ID": "7"})
+    assert [a.event.id for a in seen] == ["8", "9", "10"]
+    assert json.loads(seen[0].event.data) == {"n": 8, "square": 64}
+    assert seen[0].event.retry == 1000 and seen[1].event.retry is None
 
 
 @pytest.mark.parametrize(
@@ -162,15 +150,15 @@ def test_asgi_gzip_sends_each_event_as_its_own_gzip_member(serve: Callable[..., 
 
 
 def test_wsgi_countdown_streams_each_event_as_it_is_made(wsgi: Server) -> None:
-    seen = arrivals(f"{wsgi.url}/countdown?start=3&interval=0.3")
-    assert [e.data for _, e in seen] == ["3", "2", "1", LIFTOFF]
-    assert seen[-1][0] - seen[0][0] > 0.6, "all events arrived at once: not streamed"
+    seen = event_arrivals(f"{wsgi.url}/countdown?start=3&interval=0.3")
+    assert [a.event.data for a in seen] == ["3", "2", "1", LIFTOFF]
+    assert spread(seen) > 0.6, "all events arrived at once: not streamed"
 
 
 def test_wsgi_with_an_async_iterator_sends_nothing_until_the_end(wsgi: Server) -> None:
-    seen = arrivals(f"{wsgi.url}/wrong-kind/countdown?start=3&interval=0.3")
-    assert [e.data for _, e in seen] == ["3", "2", "1", LIFTOFF]
-    assert seen[0][0] > 0.8, f"the first event came after {seen[0][0]:.2f} s, before the end"
+    seen = event_arrivals(f"{wsgi.url}/wrong-kind/countdown?start=3&interval=0.3")
+    assert [a.event.data for a in seen] == ["3", "2", "1", LIFTOFF]
+    assert seen[0].seconds > 0.8, f"the first event came after {seen[0].seconds:.2f} s"
     assert "must consume asynchronous iterators" in wsgi.log_tail(50)
 
 
@@ -256,9 +244,9 @@ def test_the_safe_gzip_middleware_leaves_event_streams_alone(
     server = serve(ASGI, env=env) if server_kind == "asgi" else start_gunicorn(WSGI, env=env)
     try:
         gzip = {"Accept-Encoding": "gzip"}
-        seen = arrivals(f"{server.url}/countdown?start=3&interval=0.3", headers=gzip)
-        assert [e.data for _, e in seen] == ["3", "2", "1", LIFTOFF]
-        assert seen[-1][0] - seen[0][0] > 0.6, "not streamed"
+        seen = event_arrivals(f"{server.url}/countdown?start=3&interval=0.3", headers=gzip)
+        assert [a.event.data for a in seen] == ["3", "2", "1", LIFTOFF]
+        assert spread(seen) > 0.6, "not streamed"
         with httpx.stream("GET", f"{server.url}/countdown?start=1&interval=0", headers=gzip) as r:
             assert "content-encoding" not in r.headers
         page = httpx.get(f"{server.url}/?size=5000", headers=gzip)

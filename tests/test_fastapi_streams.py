@@ -293,18 +293,24 @@ def test_a_blocking_async_generator_stalls_everyone(serve) -> None:  # type: ign
 def test_sync_streams_hold_a_worker_thread_each(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(APP)
     # Async streams wait on the event loop and hold no thread: a sync endpoint answers at once.
-    waits = seconds_behind_open_streams(server.url, "/events?interval=1", 60, ["/ping-sync"])
+    events = "/events?interval=0.5&limit=2"
+    waits = seconds_behind_open_streams(server.url, events, 60, ["/ping-sync"])
     assert waits["/ping-sync"] < DEADLINE / 10, waits
     # Each sync countdown sleeps in one of anyio's 40 worker threads. With 40 of them open, a
     # plain `def` endpoint and a 41st countdown wait for a thread; the event loop does not.
     hold = 3.0
     countdown = f"/countdown?start=1&interval={hold}"
-    waits = seconds_behind_open_streams(
-        server.url, countdown, 40, ["/ping", "/ping-sync", countdown]
-    )
+    quick_countdown = "/countdown?start=1&interval=0"
+    probes = ["/ping", "/ping-sync", quick_countdown]
+    waits = seconds_behind_open_streams(server.url, countdown, 40, probes)
     assert waits["/ping"] < hold / 3, waits
     assert waits["/ping-sync"] > hold / 3, waits
-    assert waits[countdown] > hold / 3, waits
+    assert waits[quick_countdown] > hold / 3, waits
+    # With one thread left, nobody waits: the limit is exactly 40.
+    waits = seconds_behind_open_streams(server.url, countdown, 39, probes[1:])
+    assert max(waits.values()) < hold / 3, waits
+    counts = httpx.get(f"{server.url}/stats").json()["countdown"]
+    assert counts == {"active": 0, "finished": 40 + 39 + 2, "cancelled": 0, "failed": 0}
 
 
 def test_an_abandoned_sync_generator_is_closed_by_the_garbage_collector(serve) -> None:  # type: ignore[no-untyped-def]

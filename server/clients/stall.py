@@ -56,35 +56,42 @@ def ping_latencies_during(url: str, stream_path: str, ping_path: str = "/ping") 
 
 
 def seconds_to_first_byte(client: httpx.Client, url: str) -> float:
-    """Seconds from sending `GET url` to the first byte of its body (or its end, if empty)."""
+    """Seconds from sending `GET url` to the first byte of its body; the rest is read too, so
+    a stream ends as it would for any client (not abandoned by this one)."""
     begin = time.perf_counter()
     with client.stream("GET", url) as response:
-        next(response.iter_raw(), b"")
-    return time.perf_counter() - begin
+        chunks = response.iter_raw()
+        next(chunks, b"")
+        seconds = time.perf_counter() - begin
+        for _ in chunks:
+            pass
+    return seconds
 
 
 def seconds_behind_open_streams(
     url: str, stream_path: str, streams: int, probes: Sequence[str], timeout: float = 30
 ) -> dict[str, float]:
-    """Hold `streams` connections to `stream_path` open, then time a GET of each probe path.
+    """Open `streams` connections to `stream_path`, and time a GET of each probe path meanwhile.
 
-    A stream counts as open once the first bytes of its body arrived: the server is running
-    its generator (no sleep-and-hope). Then all the probes go out at once, each on a
-    connection of its own, and each is timed from its request to the first byte of its body
-    (`seconds_to_first_byte`). Returns `{probe: seconds}`; the streams are closed before it
-    returns. Fails with `TimeoutError` if the streams do not all open within `timeout` s.
+    `stream_path` must be a finite stream (`?limit=`): each connection reads it to its end. A
+    stream counts as open once the first bytes of its body arrived, so the server is running
+    its generator (no sleep-and-hope). Once all are open, the probes go out at once, each on a
+    connection of its own, each timed to the first byte of its body (`seconds_to_first_byte`).
+    Returns `{probe: seconds}` when every stream and probe has ended. Fails with
+    `TimeoutError` if the streams do not all open within `timeout` seconds.
     """
     opened = threading.Semaphore(0)  # released once per stream: open, or failed to open
-    release = threading.Event()
     failures: list[BaseException] = []
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
 
     def hold(client: httpx.Client) -> None:
         try:
             with client.stream("GET", url + stream_path) as response:
-                next(response.iter_raw(), b"")
+                chunks = response.iter_raw()
+                next(chunks, b"")
                 opened.release()
-                release.wait(timeout)
+                for _ in chunks:
+                    pass
         except BaseException as error:  # reported in the calling thread
             failures.append(error)
             opened.release()
@@ -95,18 +102,11 @@ def seconds_behind_open_streams(
     ):
         for _ in range(streams):
             pool.submit(hold, client)
-        try:
-            deadline = time.monotonic() + timeout
-            for _ in range(streams):
-                if not opened.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                    raise TimeoutError(
-                        f"{streams} streams of {stream_path} not open in {timeout} s"
-                    )
-            if failures:
-                raise RuntimeError(f"a stream of {stream_path} failed") from failures[0]
-            waits = {
-                path: pool.submit(seconds_to_first_byte, client, url + path) for path in probes
-            }
-            return {path: wait.result() for path, wait in waits.items()}
-        finally:
-            release.set()
+        deadline = time.monotonic() + timeout
+        for _ in range(streams):
+            if not opened.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"{streams} streams of {stream_path} not open in {timeout} s")
+        if failures:
+            raise RuntimeError(f"a stream of {stream_path} failed") from failures[0]
+        waits = {path: pool.submit(seconds_to_first_byte, client, url + path) for path in probes}
+        return {path: wait.result() for path, wait in waits.items()}

@@ -5,6 +5,10 @@ client reconnects, waits the `retry` time the server asked for, and sends the id
 event it got as a `Last-Event-ID` header, so the server resumes right after it. A 204 answer
 means "nothing more, stop". This is lesson 04's exercise reference; it parses with
 `server.sse.Decoder`, so it sees exactly what a browser would.
+
+`next_ready_state` is the browser's rule for an answer, the reference of lesson 05's
+exercise: only a 200 event stream is read; no answer at all is retried; any other answer,
+a 204 or a proxy's 502 alike, ends the stream for good.
 """
 
 from __future__ import annotations
@@ -13,9 +17,23 @@ import time
 
 import httpx
 
-from server.sse import Decoder, Event
+from server.sse import MEDIA_TYPE, Decoder, Event
 
 DEFAULT_RETRY_MS = 1000  # what browsers use when the server sends no `retry`
+
+
+def next_ready_state(status: int | None, content_type: str = "") -> str:
+    """The `readyState` an `EventSource` moves to after a connection attempt (redirects followed).
+
+    `status` is None when there was no answer at all (refused, reset, timed out): "CONNECTING",
+    the browser tries again after the `retry` time. A 200 whose media type is
+    `text/event-stream` (any case, parameters such as `charset` allowed): "OPEN", it reads the
+    stream. Any other answer: "CLOSED", for good (WHATWG HTML 9.2.3, "fail the connection").
+    """
+    if status is None:
+        return "CONNECTING"
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return "OPEN" if status == 200 and media_type == MEDIA_TYPE else "CLOSED"
 
 
 def read_with_resume(
@@ -29,8 +47,9 @@ def read_with_resume(
     """Read `want` events from `url`, reconnecting with `Last-Event-ID` whenever it ends.
 
     Stops early when the server answers 204 (the stream is over). A connection that breaks or is
-    refused is retried, like a browser does; any other non-200 answer raises
-    `httpx.HTTPStatusError`: a 400 about a bad `Last-Event-ID` will not fix itself.
+    refused is retried, like a browser does; any other answer a browser would not read (see
+    `next_ready_state`) raises `httpx.HTTPStatusError`: a 400 about a bad `Last-Event-ID` will
+    not fix itself.
     """
     events: list[Event] = []
     last_event_id = ""
@@ -47,9 +66,15 @@ def read_with_resume(
             decoder = Decoder()
             try:
                 with http.stream("GET", url, headers=headers) as response:
-                    if response.status_code == 204:
-                        return events
-                    response.raise_for_status()
+                    content_type = response.headers.get("content-type", "")
+                    if next_ready_state(response.status_code, content_type) == "CLOSED":
+                        if response.status_code == 204:
+                            return events
+                        raise httpx.HTTPStatusError(
+                            f"{response.status_code} {content_type!r}: not an event stream",
+                            request=response.request,
+                            response=response,
+                        )
                     for chunk in response.iter_bytes():
                         for event in decoder.feed(chunk):
                             events.append(event)

@@ -1,0 +1,30 @@
+"""Show the course's JavaScript in a notebook, read from the file the browser runs: one copy.
+
+A lesson that explains code a learner will copy shows it from its source, never a pasted copy
+that drifts. For Python that is `inspect.getsource(obj)`; this does the same for a top-level
+function of the pages' scripts (`server/apps/static/*.js`):
+
+    print(js_function(STATIC / "app.js", "chat"))
+
+The function comes with the `//` comment lines right above it (they say why it is written so),
+and ends at the first line that is a lone `}`, which is how the course's scripts (formatted
+with Prettier) close a top-level function.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def js_function(path: Path, name: str) -> str:
+    """The text of the top-level JavaScript function `name` in `path`, with its comment."""
+    lines = Path(path).read_text().splitlines()
+    start = re.compile(rf"^(export )?(async )?function\*? {re.escape(name)}\(")
+    first = next((n for n, line in enumerate(lines) if start.match(line)), None)
+    if first is None:
+        raise LookupError(f"no top-level function {name!r} in {path}")
+    last = lines.index("}", first)
+    while first > 0 and lines[first - 1].startswith("//"):
+        first -= 1
+    return "\n".join(lines[first : last + 1])

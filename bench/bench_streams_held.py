@@ -18,8 +18,8 @@ sockets, parsed by `server.sse.Decoder`) in this process; each server is one uvi
 with uvicorn's defaults (uvloop and httptools where installed). Numbers are reported, never
 asserted: compare the ratios. Linux only (RSS from /proc).
 
-Run: `.venv/bin/python bench/bench_streams_held.py` (`--streams 1000`), or `--smoke` for a few
-seconds with 50 streams, as `tests/test_load.py` does.
+Run: `.venv/bin/python bench/bench_streams_held.py` (`--streams 1000 --requests 1000`), or
+`--smoke` for a few seconds with 50 streams, as `tests/test_load.py` does.
 """
 
 from __future__ import annotations
@@ -138,17 +138,19 @@ def report(runs: list[Run], n: int, interval: float, requests: int) -> None:
         for error, count in run.streams.errors.items():
             print(f"  {run.name}: {count} streams: {error}")
     django, fastapi = runs
-    print("\nDjango ASGI / FastAPI (above 1: Django costs more)\n")
+    print("\nDjango ASGI / FastAPI, same run (above 1: Django is slower or bigger)\n")
+    print(f"memory per held stream: {ratio(django.kib_per_stream, fastapi.kib_per_stream)}")
+    idle, held = fastapi.idle["/ping"], fastapi.held["/ping"]
     rows = [
         {
-            "measure": "memory per held stream",
-            "ratio": ratio(django.kib_per_stream, fastapi.kib_per_stream),
+            "latency vs /ping": page,
+            "p50 idle": ratio(django.idle[page].p50, idle.p50),
+            "p99 idle": ratio(django.idle[page].p99, idle.p99),
+            f"p50 {n} held": ratio(django.held[page].p50, held.p50),
+            f"p99 {n} held": ratio(django.held[page].p99, held.p99),
         }
+        for page in django.idle
     ]
-    for page in django.held:
-        for q in ("p50", "p99"):
-            ours, theirs = getattr(django.held[page], q), getattr(fastapi.held["/ping"], q)
-            rows.append({"measure": f"{q} {page} vs /ping, {n} held", "ratio": ratio(ours, theirs)})
     print(format_table(rows))
 
 
@@ -156,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=1000, help="streams held per server")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between events")
-    parser.add_argument("--requests", type=int, default=200, help="plain requests per page")
+    parser.add_argument("--requests", type=int, default=1000, help="plain requests per page")
     parser.add_argument("--smoke", action="store_true", help="50 streams, a few seconds (CI)")
     args = parser.parse_args()
     if args.smoke:

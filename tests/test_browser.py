@@ -106,6 +106,35 @@ def test_204_ends_reconnection(page: Any, app: Server) -> None:
     assert [e["last_event_id"] for e in log if e["path"] == "/events"][-1] == "3"
 
 
+def test_a_502_closes_event_source_for_good_and_the_page_level_retry_resumes(page: Any) -> None:
+    port = free_port()
+    first = start_app(APP, port=port)
+    plain, reopening = page, page.context.new_page()
+    stream = "events?interval=0.05&retry=100"
+    try:
+        plain.goto(f"{first.url}/?src=" + quote(stream))
+        reopening.goto(f"{first.url}/?reopen=1&src=" + quote(stream))
+        for each in (plain, reopening):
+            each.wait_for_function("window.course.seen.messages.length >= 3")
+    finally:
+        first.stop()
+    # A deploy: the proxy answers 502 while the app is away.
+    with start_app("server.apps.bad_gateway:app", port=port):
+        plain.wait_for_function("window.course.seen.states.at(-1) === 'CLOSED'")
+        reopening.wait_for_function("window.course.seen.pageRetries >= 1")
+    closed_with = len(seen(plain)["messages"])
+    before = all_ids(seen(reopening))
+    with start_app(APP, port=port):
+        reopening.wait_for_function(f"window.course.seen.messages.length >= {len(before) + 5}")
+        state = seen(plain)
+    ids = all_ids(seen(reopening))
+    assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the 502"
+    # The plain EventSource never tried again: a CLOSED source stays closed.
+    assert state["states"][-1] == "CLOSED"
+    assert len(state["messages"]) == closed_with
+    reopening.close()
+
+
 def test_html_in_events_is_shown_as_text(page: Any, app: Server) -> None:
     page.goto(f"{app.url}/?src=" + quote("echo?text=" + quote(XSS)))
     page.wait_for_function("window.course.seen.messages.length >= 1")
@@ -125,12 +154,26 @@ def test_fetch_streams_a_post_response_as_text(page: Any, app: Server) -> None:
     assert page.evaluate("window.pwned === undefined")
 
 
+def test_fetch_chat_asks_for_an_event_stream(page: Any, app: Server) -> None:
+    # jupyter-server-proxy streams a response as it comes only when the request's Accept is
+    # exactly text/event-stream; any other fetch() it buffers whole, so on a hub the reply
+    # would appear all at once at the end.
+    page.goto(f"{app.url}/")
+    with page.expect_request(lambda request: request.url.endswith("/chat")) as request:
+        page.evaluate("window.course.chat('hi')")
+    assert request.value.headers["accept"] == "text/event-stream"
+
+
 def test_http11_allows_six_connections_per_origin(page: Any, app: Server) -> None:
     page.goto(f"{app.url}/")
-    page.evaluate("window.course.openMany(7, 'events?interval=1')")
-    page.wait_for_function("window.course.seen.many.filter(s => s === 1).length === 6")
-    page.wait_for_timeout(500)  # give the seventh every chance: it must still be waiting
-    assert seen(page)["many"].count(0) == 1
+    httpx.post(f"{app.url}/stats/reset")  # empties the log of stream requests
+    page.evaluate("window.course.openMany(7, 'events?interval=0.05')")
+    # Not a fixed wait: by the time six sources have 5 events each, the seventh had its chance.
+    page.wait_for_function("window.course.seen.manyMessages.filter(n => n >= 5).length === 6")
+    state = seen(page)
+    assert state["many"].count(0) == 1 and state["manyMessages"].count(0) == 1, state
+    log = httpx.get(f"{app.url}/headers-log").json()
+    assert len(log) == 6, "the seventh request must not even leave the browser"
     page.evaluate("window.course.closeMany(1)")
     page.wait_for_function("window.course.seen.many.filter(s => s === 1).length === 6")
     assert seen(page)["many"][6] == 1  # the seventh got the freed connection

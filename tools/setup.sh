@@ -32,20 +32,28 @@ if [ ! -f "$STAMP" ] || [ requirements.txt -nt "$STAMP" ] || [ pyproject.toml -n
 fi
 
 # --- system programs ----------------------------------------------------------------------
-# Debian/Ubuntu package that provides each program, and Homebrew's name for it.
-apt_name() { case "$1" in chromium) echo chromium fonts-noto-cjk ;; *) echo "$1" ;; esac; }
+# Debian/Ubuntu package that provides each requirement, and Homebrew's name for it.
+apt_name() { case "$1" in korean-font) echo fonts-noto-cjk ;; *) echo "$1" ;; esac; }
 brew_name() { case "$1" in redis-server) echo redis ;; chromium) echo --cask chromium ;; *) echo "$1" ;; esac; }
 
 have() {
     case "$1" in
+        # Any Chromium or Chrome will do (server/course/browser.py looks for the same names):
+        # Ubuntu ships Chromium only as a snap, while its CI images come with Google Chrome.
+        chromium) for b in chromium chromium-browser google-chrome google-chrome-stable; do
+                      command -v "$b" >/dev/null 2>&1 && return 0
+                  done; return 1 ;;
         # Without a CJK font, Korean text in browser screenshots renders as empty boxes.
-        chromium) command -v chromium >/dev/null 2>&1 && { [ "$(uname)" = Darwin ] || fc-list :lang=ko 2>/dev/null | grep -q .; } ;;
+        korean-font) [ "$(uname)" = Darwin ] || fc-list :lang=ko 2>/dev/null | grep -q . ;;
         *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/sbin/$1" ] ;;
     esac
 }
 
+wanted=(nginx redis-server "$@")
+case " $* " in *" chromium "*) wanted+=(korean-font) ;; esac
+
 missing=()
-for program in nginx redis-server "$@"; do
+for program in "${wanted[@]}"; do
     have "$program" || missing+=("$program")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -69,6 +77,6 @@ if [ ${#missing[@]} -gt 0 ]; then
         die "Missing: ${missing[*]}. Install them with your package manager, or use the conda environment: conda env create -f environment.yml"
     fi
 fi
-for program in nginx redis-server "$@"; do
+for program in "${wanted[@]}"; do
     have "$program" || die "$program is still missing after installing it; see the README's troubleshooting section."
 done

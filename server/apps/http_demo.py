@@ -5,7 +5,9 @@
 - `GET /hello`: a fixed short text with a `Content-Length` (the ordinary response).
 - `GET /chunks?n=5&interval=0.2`: a body sent in pieces as it is produced. With no length
   known in advance, HTTP/1.1 frames it with `Transfer-Encoding: chunked`.
-- `WS /echo`: a WebSocket that echoes text messages, to see the upgrade handshake.
+- `GET /event?text=hi`: one Server-Sent Event holding `text`, then the end of the stream: its
+  bytes on the wire, next to a WebSocket frame carrying the same text.
+- `WS /echo`: a WebSocket that echoes text messages, to see the upgrade handshake and frames.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from server.sse import Event, encode
+from server.sse_response import sse_response
 
 app = FastAPI(title="HTTP basics demo")
 
@@ -37,6 +42,11 @@ def chunks(
                 await asyncio.sleep(interval)
 
     return StreamingResponse(pieces(), media_type="text/plain")
+
+
+@app.get("/event")
+def event(text: Annotated[str, Query(max_length=1000)] = "hi") -> StreamingResponse:
+    return sse_response([encode(Event(data=text))])
 
 
 @app.websocket("/echo")

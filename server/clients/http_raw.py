@@ -11,18 +11,32 @@ import base64
 import hashlib
 import io
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 CRLF = b"\r\n"
+HTTP_PORT = 80  # http's default port: the only one Host may leave out
+MASK_BIT = 0x80  # in a WebSocket frame's second byte: the payload is masked (client to server)
 # RFC 6455 §1.3: the server proves it understood the handshake by hashing the client's key
 # with this fixed GUID.
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def build_request(
-    host: str, path: str, *, version: str = "1.1", headers: dict[str, str] | None = None
+    host: str,
+    path: str,
+    *,
+    port: int = HTTP_PORT,
+    version: str = "1.1",
+    headers: dict[str, str] | None = None,
 ) -> bytes:
-    """The bytes of a GET request: request line, headers, and the blank line that ends them."""
-    lines = [f"GET {path} HTTP/{version}", f"Host: {host}"]
+    """The bytes of a GET request: request line, headers, and the blank line that ends them.
+
+    `Host` is the authority of the URL asked for, port included (RFC 9110 §7.2), except
+    http's default port 80, which may be left out. A server builds its own URLs from it
+    (redirects, links): `Host: 127.0.0.1` for a server on port 8000 sends clients to port 80.
+    """
+    authority = host if port == HTTP_PORT else f"{host}:{port}"
+    lines = [f"GET {path} HTTP/{version}", f"Host: {authority}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
@@ -101,9 +115,50 @@ def websocket_accept(key: str) -> str:
 
 
 def websocket_frame(text: str, mask: bytes = b"\x00\x00\x00\x00") -> bytes:
-    """One masked text frame, as a client must send it (RFC 6455 §5.2; short payloads only)."""
+    """One masked text frame, as a client must send it (RFC 6455 §5.2).
+
+    Byte 0 is `0x81`: FIN (the last frame of the message) and opcode 1 (text). Byte 1 is the
+    MASK bit and a 7-bit length: the payload's length if it is at most 125; 126 if the length
+    follows in the next 2 bytes; 127 if it follows in the next 8 (big-endian). Then the 4-byte
+    mask, and the payload XOR-ed with it. A header is 2, 4 or 10 bytes, plus the mask.
+    """
     payload = text.encode("utf-8")
-    if len(payload) > 125:
-        raise ValueError("this teaching helper only builds frames of up to 125 bytes")
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+    size = len(payload)
+    if size <= 125:
+        length = bytes([MASK_BIT | size])
+    elif size <= 0xFFFF:
+        length = bytes([MASK_BIT | 126]) + size.to_bytes(2, "big")
+    else:
+        length = bytes([MASK_BIT | 127]) + size.to_bytes(8, "big")
+    return bytes([0x81]) + length + mask + _xor(payload, mask)
+
+
+class Frame(NamedTuple):
+    header: bytes  # as on the wire: the first two bytes, any extended length, any mask
+    payload: bytes  # unmasked
+
+
+def read_websocket_frame(reader: io.BufferedIOBase) -> Frame:
+    """Read one frame, a server's (unmasked) or a client's (masked), from a binary file."""
+    header = _read_exactly(reader, 2)
+    size = header[1] & 0x7F
+    if size > 125:
+        extended = _read_exactly(reader, 2 if size == 126 else 8)
+        header += extended
+        size = int.from_bytes(extended, "big")
+    mask = b"\x00\x00\x00\x00"
+    if header[1] & MASK_BIT:
+        mask = _read_exactly(reader, 4)
+        header += mask
+    return Frame(header, _xor(_read_exactly(reader, size), mask))
+
+
+def _xor(data: bytes, mask: bytes) -> bytes:
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _read_exactly(reader: io.BufferedIOBase, size: int) -> bytes:
+    data = reader.read(size)
+    if len(data) < size:
+        raise ConnectionError("the other side closed the connection in the middle of a frame")
+    return data

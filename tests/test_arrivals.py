@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -28,3 +29,17 @@ def test_an_error_status_raises_instead_of_timing_nothing(serve: Callable[..., S
 
 def test_no_events_have_no_spread() -> None:
     assert spread([]) == 0.0
+
+
+def test_on_arrival_sees_each_event_while_the_stream_is_still_open(
+    serve: Callable[..., Server],
+) -> None:
+    app = serve("server.apps.fastapi_streams:app")
+    called_at: list[float] = []
+    seen = event_arrivals(
+        f"{app.url}/countdown?start=2&interval=0.3",
+        on_arrival=lambda arrival: called_at.append(time.perf_counter()),
+    )
+    returned_at = time.perf_counter()
+    assert len(called_at) == len(seen) == 3
+    assert returned_at - called_at[0] > 0.3, "the first event was handed over at the end"

@@ -10,7 +10,7 @@ finite stream to its end and note, for each event, the seconds since the request
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import httpx
@@ -29,11 +29,13 @@ def event_arrivals(
     headers: Mapping[str, str] | None = None,
     timeout: float = 30.0,
     client: httpx.Client | None = None,
+    on_arrival: Callable[[Arrival], None] | None = None,
 ) -> list[Arrival]:
     """Read the finite event stream at `url` to its end; when each event arrived.
 
     Raises `httpx.HTTPStatusError` for an answer other than 2xx. Use a finite stream
-    (`?limit=N`): this returns only when the server ends the response.
+    (`?limit=N`): this returns only when the server ends the response. `on_arrival` is
+    called with each arrival as it happens (lesson 00 prints them live).
     """
     http = client or httpx.Client(timeout=timeout)
     decoder, arrivals = Decoder(), []
@@ -43,7 +45,10 @@ def event_arrivals(
             response.raise_for_status()
             for chunk in response.iter_bytes():
                 now = time.perf_counter() - start
-                arrivals += [Arrival(now, event) for event in decoder.feed(chunk)]
+                for event in decoder.feed(chunk):
+                    arrivals.append(Arrival(now, event))
+                    if on_arrival is not None:
+                        on_arrival(arrivals[-1])
         decoder.close()
     finally:
         if client is None:

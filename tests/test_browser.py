@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import httpx
 import pytest
 
 from server.course.browser import BrowserNotFoundError, find_chromium, launch_options
 from server.course.launcher import Server, free_port, start_app
+from server.seed_texts import PROMPT, REPLY
 from server.sse import Decoder
 
 pytestmark = pytest.mark.browser
@@ -300,8 +301,7 @@ def test_fetch_chat_survives_a_crlf_cut_between_reads(page: Any, app: Server) ->
 
 # --- the chat view of server/apps/llm_relay.py (lesson 06), which uses sse.js too -------
 
-HELLO = "안녕하세요, 자기소개 해주세요."
-HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
+HELLO, HELLO_REPLY = PROMPT, REPLY  # the seeds' prompt and the fake model's answer
 
 
 @pytest.fixture(scope="module")
@@ -327,6 +327,29 @@ def test_chat_view_streams_a_reply_over_both_transports(page: Any, relay: Server
     page.goto(f"{relay.url}/")
     assert send_in_chat_view(page, "fetch", HELLO) == HELLO_REPLY
     assert send_in_chat_view(page, "eventsource", HELLO) == HELLO_REPLY
+
+
+@pytest.mark.parametrize("transport", ["fetch", "eventsource"])
+def test_chat_view_shows_a_reply_cut_off_without_done(
+    page: Any, relay: Server, transport: str
+) -> None:
+    # The relay's stream as a proxy that lost the relay would end it: a delta, then the end
+    # of the body, with neither `done` nor `error`. The page must not wait forever.
+    def cut_off(route: Any) -> None:
+        body = 'data: {"delta":"안녕"}\n\n'
+        route.fulfill(status=200, headers={"content-type": "text/event-stream"}, body=body)
+
+    page.route(lambda url: urlparse(url).path == "/chat", cut_off)
+    page.goto(f"{relay.url}/")
+    page.select_option("#transport", transport)
+    page.fill("#message", "hi")
+    page.click("#send")
+    ended = "['done', 'error', 'cut-off', 'stopped'].includes(document.body.dataset.state)"
+    page.wait_for_function(ended, timeout=5_000)
+    assert page.evaluate("document.body.dataset.state") == "cut-off"
+    assert page.locator(".assistant").last.text_content() == "안녕"  # what came is kept
+    assert "cut off" in page.locator(".error").last.text_content()
+    assert page.is_enabled("#send") and not page.is_enabled("#stop")
 
 
 def test_chat_view_survives_a_crlf_cut_between_reads(page: Any, relay: Server) -> None:

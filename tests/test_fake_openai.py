@@ -22,10 +22,10 @@ from openai.types.responses import Response, ResponseStreamEvent
 
 from server.apps import fake_openai
 from server.course.launcher import LauncherError, Server, start_app
+from server.seed_texts import PROMPT, REPLY
 from server.sse import Decoder
 
-HELLO = "안녕하세요, 자기소개 해주세요."
-HELLO_REPLY = "안녕하세요! 저는 AI 어시스턴트입니다."
+HELLO, HELLO_REPLY = PROMPT, REPLY  # the seeds' prompt and the fake model's answer
 FAST = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
 
 
@@ -37,6 +37,13 @@ def llm() -> Iterator[Server]:
 
 def client(server: Server, **kwargs) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0, **kwargs)
+
+
+@pytest.fixture
+def api(llm: Server) -> Iterator[openai.OpenAI]:
+    """A client of the module's server, closed after the test (its pool holds sockets)."""
+    with client(llm) as api:
+        yield api
 
 
 def async_client(server: Server) -> openai.AsyncOpenAI:
@@ -70,8 +77,8 @@ def test_reply_is_deterministic_per_prompt_and_seed() -> None:
 # --- Chat Completions --------------------------------------------------------------------
 
 
-def test_chat_not_streamed_answers_the_seeds_prompt(llm: Server) -> None:
-    reply = client(llm).chat.completions.create(model="fake-llm", messages=user(HELLO))
+def test_chat_not_streamed_answers_the_seeds_prompt(llm: Server, api: openai.OpenAI) -> None:
+    reply = api.chat.completions.create(model="fake-llm", messages=user(HELLO))
     assert reply.choices[0].message.content == HELLO_REPLY
     assert reply.choices[0].finish_reason == "stop"
     assert reply.usage is not None and reply.usage.completion_tokens == len(
@@ -79,11 +86,9 @@ def test_chat_not_streamed_answers_the_seeds_prompt(llm: Server) -> None:
     )
 
 
-def test_chat_streamed_deltas_join_to_the_unstreamed_text(llm: Server) -> None:
-    whole = client(llm).chat.completions.create(model="m", messages=user("hi"), seed=7)
-    chunks = list(
-        client(llm).chat.completions.create(model="m", messages=user("hi"), seed=7, stream=True)
-    )
+def test_chat_streamed_deltas_join_to_the_unstreamed_text(api: openai.OpenAI) -> None:
+    whole = api.chat.completions.create(model="m", messages=user("hi"), seed=7)
+    chunks = list(api.chat.completions.create(model="m", messages=user("hi"), seed=7, stream=True))
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks][-2:] == [None, "stop"]
     assert all(c.usage is None for c in chunks)
@@ -92,9 +97,9 @@ def test_chat_streamed_deltas_join_to_the_unstreamed_text(llm: Server) -> None:
     assert len({c.id for c in chunks}) == 1
 
 
-def test_chat_usage_chunk_when_asked(llm: Server) -> None:
+def test_chat_usage_chunk_when_asked(api: openai.OpenAI) -> None:
     chunks = list(
-        client(llm).chat.completions.create(
+        api.chat.completions.create(
             model="m", messages=user(HELLO), stream=True, stream_options={"include_usage": True}
         )
     )
@@ -103,8 +108,8 @@ def test_chat_usage_chunk_when_asked(llm: Server) -> None:
     assert chunks[-1].usage.completion_tokens == len(fake_openai.tokenize(HELLO_REPLY))
 
 
-def test_chat_max_tokens_stops_with_length(llm: Server) -> None:
-    reply = client(llm).chat.completions.create(model="m", messages=user("hi"), max_tokens=5)
+def test_chat_max_tokens_stops_with_length(api: openai.OpenAI) -> None:
+    reply = api.chat.completions.create(model="m", messages=user("hi"), max_tokens=5)
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage is not None and reply.usage.completion_tokens == 5
 
@@ -154,10 +159,8 @@ RESPONSE_EVENTS = [
 ]
 
 
-def test_responses_not_streamed(llm: Server) -> None:
-    reply = client(llm).responses.create(
-        model="m", instructions="2문장 이내로 대답해줘.", input=HELLO
-    )
+def test_responses_not_streamed(api: openai.OpenAI) -> None:
+    reply = api.responses.create(model="m", instructions="2문장 이내로 대답해줘.", input=HELLO)
     assert reply.output_text == HELLO_REPLY
     assert reply.status == "completed"
     assert reply.usage is not None and reply.usage.output_tokens == len(
@@ -165,18 +168,18 @@ def test_responses_not_streamed(llm: Server) -> None:
     )
 
 
-def test_responses_streamed_events_in_order(llm: Server) -> None:
-    events = list(client(llm).responses.create(model="m", input="hi", stream=True))
+def test_responses_streamed_events_in_order(api: openai.OpenAI) -> None:
+    events = list(api.responses.create(model="m", input="hi", stream=True))
     kinds = [e.type for e in events]
     assert [k for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1]] == RESPONSE_EVENTS
     numbers = [e.sequence_number for e in events]
     assert numbers == list(range(len(events)))
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
-    assert deltas == client(llm).responses.create(model="m", input="hi").output_text
+    assert deltas == api.responses.create(model="m", input="hi").output_text
 
 
-def test_responses_stream_helper_sync_and_async(llm: Server) -> None:
-    with client(llm).responses.stream(model="m", input=HELLO) as stream:
+def test_responses_stream_helper_sync_and_async(llm: Server, api: openai.OpenAI) -> None:
+    with api.responses.stream(model="m", input=HELLO) as stream:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert "".join(deltas) == final.output_text == HELLO_REPLY
@@ -203,8 +206,8 @@ def test_responses_wire_format_matches_the_openai_types(llm: Server) -> None:
     Response.model_validate(whole.json())
 
 
-def test_models(llm: Server) -> None:
-    assert "fake-llm" in [m.id for m in client(llm).models.list()]
+def test_models(llm: Server, api: openai.OpenAI) -> None:
+    assert "fake-llm" in [m.id for m in api.models.list()]
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -212,7 +215,7 @@ def test_models(llm: Server) -> None:
 
 def test_bad_or_missing_key_is_a_401(llm: Server) -> None:
     bad = openai.OpenAI(base_url=f"{llm.url}/v1", api_key=fake_openai.BAD_KEY, max_retries=0)
-    with pytest.raises(openai.AuthenticationError) as caught:
+    with bad, pytest.raises(openai.AuthenticationError) as caught:
         bad.chat.completions.create(model="m", messages=user("hi"))
     assert caught.value.code == "invalid_api_key"
     missing = httpx.post(f"{llm.url}/v1/responses", json={"model": "m", "input": "hi"})
@@ -220,9 +223,9 @@ def test_bad_or_missing_key_is_a_401(llm: Server) -> None:
     assert "didn't provide an API key" in missing.json()["error"]["message"]
 
 
-def test_429_has_retry_after_and_the_client_retries(llm: Server) -> None:
+def test_429_has_retry_after_and_the_client_retries(llm: Server, api: openai.OpenAI) -> None:
     before = stats(llm)["requests"]
-    retrying = client(llm).with_options(max_retries=2)
+    retrying = api.with_options(max_retries=2)
     started = time.monotonic()
     with pytest.raises(openai.RateLimitError) as caught:
         retrying.chat.completions.create(
@@ -233,13 +236,15 @@ def test_429_has_retry_after_and_the_client_retries(llm: Server) -> None:
     assert caught.value.response.headers["retry-after"] == "1"
     assert caught.value.response.headers["retry-after-ms"] == "50"
     assert stats(llm)["requests"] - before == 3  # one try and two retries
-    assert time.monotonic() - started < 5  # it waited the 50 ms asked for, not seconds
+    # It waited 2 x 50 ms (retry-after-ms), not 2 x 1 s (Retry-After): under 2 s, however slow
+    # the machine, is the deadline that tells the two apart.
+    assert time.monotonic() - started < 2.0
 
 
-def test_failure_in_the_middle_of_a_chat_stream(llm: Server) -> None:
+def test_failure_in_the_middle_of_a_chat_stream(llm: Server, api: openai.OpenAI) -> None:
     before = stats(llm)["failed"]
     parts = []
-    stream = client(llm).chat.completions.create(
+    stream = api.chat.completions.create(
         model="m", messages=user("hi"), stream=True, extra_headers={"x-fake-fail-after": "3"}
     )
     with pytest.raises(openai.APIError, match="middle of the stream"):
@@ -249,9 +254,9 @@ def test_failure_in_the_middle_of_a_chat_stream(llm: Server) -> None:
     assert stats(llm)["failed"] == before + 1
 
 
-def test_failure_in_the_middle_of_a_responses_stream(llm: Server) -> None:
+def test_failure_in_the_middle_of_a_responses_stream(api: openai.OpenAI) -> None:
     events = list(
-        client(llm).responses.create(
+        api.responses.create(
             model="m", input="hi", stream=True, extra_headers={"x-fake-fail-after": "2"}
         )
     )
@@ -330,10 +335,10 @@ def test_chat_fields_checked_as_the_real_api_does(
     ],
 )
 def test_chat_refuses_what_the_real_api_refuses(
-    llm: Server, fields: dict[str, Any], param: str, words: list[str]
+    api: openai.OpenAI, fields: dict[str, Any], param: str, words: list[str]
 ) -> None:
     # The client's type hints do not stop a caller at run time: the server must.
-    create: Any = client(llm).chat.completions.create
+    create: Any = api.chat.completions.create
     with pytest.raises(openai.BadRequestError) as caught:
         create(model="m", **fields)
     assert caught.value.param == param
@@ -353,9 +358,9 @@ def test_chat_refuses_what_the_real_api_refuses(
     ],
 )
 def test_responses_refuse_what_the_real_api_refuses(
-    llm: Server, fields: dict[str, Any], param: str, words: list[str]
+    api: openai.OpenAI, fields: dict[str, Any], param: str, words: list[str]
 ) -> None:
-    create: Any = client(llm).responses.create
+    create: Any = api.responses.create
     with pytest.raises(openai.BadRequestError) as caught:
         create(model="m", **fields)
     assert caught.value.param == param
@@ -375,12 +380,10 @@ def test_responses_refuse_what_the_real_api_refuses(
     ],
 )
 def test_a_malformed_knob_is_a_400_that_names_it(
-    llm: Server, header: str, value: str, words: list[str]
+    llm: Server, api: openai.OpenAI, header: str, value: str, words: list[str]
 ) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client(llm).chat.completions.create(
-            model="m", messages=user("hi"), extra_headers={header: value}
-        )
+        api.chat.completions.create(model="m", messages=user("hi"), extra_headers={header: value})
     for word in words:
         assert word in caught.value.message
     raw = httpx.post(
@@ -399,29 +402,32 @@ def test_a_malformed_knob_in_the_environment_stops_the_server_at_startup() -> No
 # --- timing and cancellation ---------------------------------------------------------------
 
 
-def test_time_to_first_token_and_rate_are_as_configured(llm: Server) -> None:
+def test_time_to_first_token_and_rate_are_as_configured(api: openai.OpenAI) -> None:
     headers = {"x-fake-ttft": "0.3", "x-fake-tps": "50"}
     started = time.monotonic()
     arrivals = []
-    for chunk in client(llm).chat.completions.create(
+    for chunk in api.chat.completions.create(
         model="m", messages=user(HELLO), stream=True, extra_headers=headers
     ):
         if chunk.choices and chunk.choices[0].delta.content:
             arrivals.append(time.monotonic() - started)
     tokens = len(fake_openai.tokenize(HELLO_REPLY))
-    assert 0.3 <= arrivals[0] < 1.0, arrivals[0]
-    assert 0.3 + (tokens - 1) / 50 <= arrivals[-1] < 2.0, arrivals[-1]
+    # Never early: the server keeps to its schedule. Late is the machine's load, so the upper
+    # bounds are only deadlines (bench/ measures; tests do not).
+    assert 0.3 <= arrivals[0] < 10, arrivals
+    assert 0.3 + (tokens - 1) / 50 <= arrivals[-1] < 20, arrivals
 
 
 def test_a_client_that_leaves_cancels_the_generation(llm: Server) -> None:
     before = stats(llm)
     body = {"model": "m", "messages": user("hi"), "stream": True}
-    headers = {"authorization": "Bearer sk-test", "x-fake-tps": "20"}
+    # 400 tokens at 20 per second: 20 s unless the server stops when the client leaves.
+    headers = {"authorization": "Bearer sk-test", "x-fake-tps": "20", "x-fake-tokens": "400"}
     with httpx.stream("POST", f"{llm.url}/v1/chat/completions", json=body, headers=headers) as r:
         lines = r.iter_lines()
         assert json.loads(next(lines).removeprefix("data: "))["object"] == "chat.completion.chunk"
         assert stats(llm)["active"] == before["active"] + 1
-    deadline = time.monotonic() + 0.5
+    deadline = time.monotonic() + 10  # a deadline, not a measurement (it takes milliseconds)
     while stats(llm)["cancelled"] == before["cancelled"] and time.monotonic() < deadline:
         time.sleep(0.01)
     after = stats(llm)

@@ -12,7 +12,7 @@ const stopButton = document.getElementById("stop");
 const statusLine = document.getElementById("status");
 
 const conversation = []; // what POST /chat sends: the whole conversation, every time
-let stopCurrent = null; // closes the EventSource or aborts the fetch
+let current = null; // the reply streaming now: { stop, on }
 
 fetch("config")
   .then((r) => r.json())
@@ -28,22 +28,40 @@ function line(cls, text) {
 }
 
 function setState(state) {
-  document.body.dataset.state = state; // "streaming", "done", "error", "stopped" (tests read it)
+  // "streaming", then one of "done", "error", "cut-off", "stopped" (tests read it)
+  document.body.dataset.state = state;
   const busy = state === "streaming";
   sendButton.disabled = busy;
   stopButton.disabled = !busy;
 }
 
-// Both transports call these with the relay's events.
+// Both transports call these with the relay's events. A reply ends once, whichever way comes
+// first; anything after that (a late event, the body's end after Stop) changes nothing.
 function handlers(bubble, userText) {
   let reply = "";
+  let ended = false;
+  function end(state, message) {
+    if (ended) return;
+    ended = true;
+    if (message) line("error", message);
+    setState(state);
+  }
   return {
-    delta(data) { reply += data.delta; bubble.textContent = reply; },
-    done() {
-      conversation.push({ role: "user", content: userText }, { role: "assistant", content: reply });
-      setState("done");
+    delta(data) {
+      if (ended) return;
+      reply += data.delta;
+      bubble.textContent = reply;
     },
-    error(data) { line("error", `⚠ ${data.message}`); setState("error"); },
+    done() {
+      if (ended) return;
+      conversation.push({ role: "user", content: userText }, { role: "assistant", content: reply });
+      end("done");
+    },
+    error(data) { end("error", `⚠ ${data.message}`); },
+    // The stream ended without `done` or `error`: a proxy or the network cut it. Keep the text
+    // that came, say it is incomplete (and leave it out of the conversation).
+    cutOff() { end("cut-off", "⚠ The reply was cut off: the stream ended without done or error."); },
+    stopped() { end("stopped", "(stopped)"); },
   };
 }
 
@@ -51,12 +69,17 @@ function handlers(bubble, userText) {
 // ends. A reconnect would ask (and pay) the model again, so close it on done and on error.
 function viaEventSource(userText, on) {
   const source = new EventSource(`chat?message=${encodeURIComponent(userText)}`);
+  let opened = false;
+  source.onopen = () => { opened = true; };
   source.onmessage = (e) => on.delta(JSON.parse(e.data));
   source.addEventListener("done", () => { source.close(); on.done(); });
   source.addEventListener("error", (e) => {
     source.close();
-    // An "error" event from the server has data; a failed connection fires one without.
-    on.error(e.data ? JSON.parse(e.data) : { message: "the connection to the relay failed" });
+    // An "error" event from the server has data. One without data is the browser's: the
+    // stream ended (cut off, if it had opened) or the connection failed.
+    if (e.data) on.error(JSON.parse(e.data));
+    else if (opened) on.cutOff();
+    else on.error({ message: "the connection to the relay failed" });
   });
   return () => source.close();
 }
@@ -70,7 +93,7 @@ function viaFetch(userText, on) {
     const { readEvents } = await import("./sse.js"); // relative to this script's URL
     const response = await fetch("chat", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
       body: JSON.stringify({ messages }),
       signal: controller.signal,
     });
@@ -81,6 +104,7 @@ function viaFetch(userText, on) {
       else if (event.type === "done") on.done(payload);
       else if (event.type === "error") on.error(payload);
     }
+    on.cutOff(); // the body ended: after done or error this changes nothing
   })().catch((err) => {
     if (err.name !== "AbortError") on.error({ message: String(err.message || err) });
   });
@@ -96,13 +120,13 @@ form.addEventListener("submit", (event) => {
   const on = handlers(line("assistant", ""), userText);
   setState("streaming");
   const start = transport.value === "eventsource" ? viaEventSource : viaFetch;
-  stopCurrent = start(userText, on);
+  current = { stop: start(userText, on), on };
 });
 
 // Stopping closes the connection; the relay sees it and cancels the upstream generation.
 stopButton.addEventListener("click", () => {
-  if (stopCurrent) stopCurrent();
-  stopCurrent = null;
-  line("error", "(stopped)");
-  setState("stopped");
+  if (!current) return;
+  current.stop();
+  current.on.stopped();
+  current = null;
 });

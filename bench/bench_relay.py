@@ -31,13 +31,13 @@ import time
 from urllib.parse import quote
 
 from server.course.launcher import Server, start_app
+from server.seed_texts import PROMPT
 
-HELLO = "안녕하세요, 자기소개 해주세요."
-DIRECT_DELTA = b'"delta": {"content": "'  # a chunk with text (the first, role-only, has "")
-RELAY_DELTA = b'data: {"delta": '
+DIRECT_DELTA = b'"delta":{"content":"'  # a chunk with text (the first, role-only, has "")
+RELAY_DELTA = b'data: {"delta":'
 
 
-def chat_request(llm: Server, prompt: str = HELLO) -> bytes:
+def chat_request(llm: Server, prompt: str = PROMPT) -> bytes:
     body = json.dumps(
         {"model": "m", "messages": [{"role": "user", "content": prompt}], "stream": True}
     ).encode()
@@ -49,7 +49,7 @@ def chat_request(llm: Server, prompt: str = HELLO) -> bytes:
     return head.encode() + body
 
 
-def relay_request(relay: Server, prompt: str = HELLO) -> bytes:
+def relay_request(relay: Server, prompt: str = PROMPT) -> bytes:
     return (
         f"GET /chat?message={quote(prompt)} HTTP/1.1\r\nHost: 127.0.0.1:{relay.port}\r\n"
         "Connection: close\r\n\r\n"

@@ -19,6 +19,8 @@ written), it is closed here, at once, rather than whenever the garbage collector
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterable
 
 import anyio
@@ -39,19 +41,22 @@ class HeartbeatResponse(StreamingResponse):
         self.interval = interval
 
     async def stream_response(self, send: Send) -> None:
-        lock = anyio.Lock(fast_acquire=True)  # no scheduling point when nobody else holds it
-        last_write = anyio.current_time()
+        # Every event goes through `write`, so it must be cheap: asyncio's lock and clock cost
+        # a fifth of anyio's (0.4 µs against 2.7 per event, bench/README.md), and this
+        # response only ever runs under uvicorn's asyncio loop.
+        lock = asyncio.Lock()
+        last_write = time.monotonic()
 
         async def write(body: bytes | memoryview) -> None:
             nonlocal last_write
             async with lock:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
-                last_write = anyio.current_time()
+                last_write = time.monotonic()
 
         async def heartbeats() -> None:
             while True:
-                await anyio.sleep_until(last_write + self.interval)
-                if anyio.current_time() - last_write >= self.interval:
+                await anyio.sleep(last_write + self.interval - time.monotonic())
+                if time.monotonic() - last_write >= self.interval:
                     await write(HEARTBEAT)
 
         start = {"type": "http.response.start", "status": self.status_code}

@@ -233,6 +233,7 @@ def test_config_and_chat_page(relay: Server, llm: Server) -> None:
         "upstream": f"the server at {llm.url}/v1", "model": "gpt-4o-mini",
         "heartbeat": 15.0, "timeout": 60.0, "max_retries": 1,
     }  # fmt: skip
+    assert type(config["max_retries"]) is int  # a count, not 1.0
     page = httpx.get(f"{relay.url}/").text
     assert '<script src="chat.js">' in page  # relative: works behind a proxy prefix
     script = httpx.get(f"{relay.url}/chat.js")

@@ -120,7 +120,7 @@ async def chat_post(request: Request, conversation: Conversation) -> HeartbeatRe
 
 
 @app.get("/config")
-async def config(request: Request) -> dict[str, str | float]:
+async def config(request: Request) -> dict[str, str | int | float]:
     """Which upstream and model the relay uses, and how long it waits (never the key)."""
     upstream: Upstream = request.app.state.upstream
     settings: Settings = request.app.state.settings

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from typing import Any
 
 OUTCOMES = ("finished", "cancelled", "failed")
+TRACKED = ("active", *OUTCOMES)  # what `track` counts; `add` counts anything else
 
 
 class StreamStats:
@@ -64,7 +65,7 @@ class StreamStats:
 
     def add(self, name: str, counter: str, amount: int = 1) -> None:
         """Add `amount` to a counter of your own for stream `name` (say, tokens sent)."""
-        if counter in ("active", *OUTCOMES):
+        if counter in TRACKED:
             raise ValueError(f"{counter!r} is counted by track(); pick another counter name")
         self._add(name, counter, amount)
 
@@ -107,9 +108,8 @@ class StreamStats:
 
     def _counts_of(self, name: str) -> dict[str, int]:
         counts = self._counts.get(name, Counter())
-        tracked = ("active", *OUTCOMES)
-        extra = {key: value for key, value in counts.items() if key not in tracked}
-        return {key: counts[key] for key in tracked} | extra
+        extra = {key: value for key, value in counts.items() if key not in TRACKED}
+        return {key: counts[key] for key in TRACKED} | extra
 
     def _add(self, name: str, key: str, delta: int) -> None:
         with self._lock:

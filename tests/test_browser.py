@@ -299,7 +299,7 @@ def test_fetch_chat_survives_a_crlf_cut_between_reads(page: Any, app: Server) ->
     assert (chat["text"], chat["tokens"], chat["done"]) == ("x", 1, True)
 
 
-# --- the chat view of server/apps/llm_relay.py (lesson 06), which uses sse.js too -------
+# --- the chat view of server/apps/llm_relay (lesson 06), which uses sse.js too -------
 
 HELLO, HELLO_REPLY = PROMPT, REPLY  # the seeds' prompt and the fake model's answer
 

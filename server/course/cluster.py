@@ -1,0 +1,59 @@
+"""Several workers of one app behind one nginx: the shape of a scaled-out deployment, on loopback.
+
+    workers = start_workers("server.apps.broadcast:app", "AB", env={"BROKER": "streams", ...})
+    nginx = start_nginx(upstreams(workers))      # round robin; or upstream="ip_hash;"
+
+Each worker is a separate uvicorn process with its own name in `WORKER_NAME` (the broadcast
+app puts it in an `X-Worker` header), so a test can kill one by pid (`Server.kill()`) and
+bring it back on the same port (`Server.restart()`).
+
+`upstreams` turns off nginx's passive health check (`max_fails=0`). By default nginx marks a
+worker that failed once as down for 10 s (`max_fails=1 fail_timeout=10s`), even after it is
+back; if the other worker dies inside those 10 s, nginx has "no live upstreams" and answers
+502 to everyone, which an `EventSource` takes as final (it stops reconnecting). With
+`max_fails=0` a refused connection simply moves on to the next worker, which on loopback
+costs nothing. (On a real network a dead host does not refuse, it times out: there, use
+active health checks, or a short `fail_timeout`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import redis as redis_sync
+
+from server.course.launcher import Server, start_app
+
+
+def start_workers(
+    app: str, names: Iterable[str], *, env: Mapping[str, str] | None = None
+) -> dict[str, Server]:
+    """One uvicorn process of `app` per name, each with `WORKER_NAME` set to its name."""
+    return {
+        name: start_app(app, env={**(env or {}), "WORKER_NAME": name}, name=f"worker-{name}")
+        for name in names
+    }
+
+
+def upstreams(workers: Mapping[str, Server] | Iterable[Server]) -> list[str]:
+    """nginx upstream entries for `workers`, without the passive health check (see above)."""
+    servers = workers.values() if isinstance(workers, Mapping) else workers
+    return [f"{server.host}:{server.port} max_fails=0" for server in servers]
+
+
+def shutdown_redis(redis: Server, timeout: float = 10.0) -> None:
+    """Take Redis away the way maintenance does: `SHUTDOWN SAVE` writes its data to disk and
+    exits; `redis.restart()` then loads it back (same folder). Connections are refused
+    meanwhile.
+
+    The course's redis-server keeps no data on disk otherwise (`--save ""`, no AOF), so a
+    crash (`redis.kill()`) loses every stream. In production, durability is a setting:
+    `appendonly yes` with `appendfsync everysec` loses at most about a second of writes in a
+    crash, `always` none that were acknowledged; a replica with `WAIT` survives the machine.
+    """
+    client = redis_sync.Redis.from_url(redis.url, socket_timeout=timeout)
+    try:
+        client.shutdown(save=True)  # redis-py expects the connection to drop, and allows it
+    finally:
+        client.close()
+    redis.process.wait(timeout)

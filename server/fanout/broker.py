@@ -1,0 +1,136 @@
+"""What every broker offers a transport (SSE now, WebSocket in lesson 10), and how Redis is reached.
+
+A broker has two halves. **Publishing** takes a message from any worker and makes it
+everyone's (`publish`). **Following** is one task per worker (`start`) that receives every
+message once and hands it to this worker's `Hub`, which fans it out to the worker's clients.
+A client reads its own `Feed`: `next(timeout)` is the next message, or None when nothing came
+in time (the transport sends a heartbeat then).
+
+The three brokers differ in what a client that was away gets back: nothing
+(`memory`, `pubsub`), or everything after its last id (`streams`). Redis being unreachable is
+`BrokerUnavailable`, which an endpoint turns into a 503: "not accepted, try again" is honest;
+a 201 for a message that went nowhere is not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Self
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.event_ids import StreamId
+from server.fanout.hub import Hub, Message, Subscription
+
+# What "Redis is not there" looks like from redis-py: refused, reset, or no answer in time.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# While Redis is away, followers and catch-ups try again this often (at most).
+RECONNECT_EVERY = 0.5
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot take or give messages now (Redis is unreachable). Try again later."""
+
+
+class Feed(Protocol):
+    """One client's messages, in order: `async with broker.subscribe(...) as feed`."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+    def open(self) -> None:
+        """Join the worker's hub: messages fanned out from now on are queued for this client."""
+        ...
+
+    async def next(self, timeout: float) -> Message | None:
+        """The next message, None after `timeout` seconds without one; `Dropped` if too slow."""
+        ...
+
+    def close(self) -> None:
+        """Leave the hub now (idempotent): the client has gone or stalled."""
+        ...
+
+
+class Broker(Protocol):
+    kind: str
+    keeps_history: bool
+    hub: Hub
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the broker reached its store at the last attempt (always True in memory)."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, data: str, *, key: str | None = None) -> str | None:
+        """Make `data` (JSON text) everyone's; its id, if the broker gives one.
+
+        `key` is an idempotency key: publishing again with the same key (a retry after a
+        lost answer) does not make a second message, where the broker supports it.
+        """
+        ...
+
+    def subscribe(self, after: StreamId | None = None, history: int = 0) -> Feed:
+        """A client's feed: after its last id, or its last `history` messages, then live.
+
+        A broker that keeps no history raises `ValueError` for `history` > 0.
+        """
+        ...
+
+
+class LiveFeed:
+    """A feed of live messages only, for brokers that keep no history."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._subscription: Subscription | None = None
+
+    @classmethod
+    def without_history(cls, broker: Broker, history: int) -> LiveFeed:
+        if history:
+            raise ValueError(f"the {broker.kind} broker keeps no history: ask without ?history")
+        return cls(broker.hub)
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Join the hub: from now on, every message this worker receives is queued here."""
+        self._subscription = self._hub.join()
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            self._hub.leave(self._subscription)
+
+    async def next(self, timeout: float) -> Message | None:
+        if self._subscription is None:
+            raise RuntimeError("open the feed first: `async with broker.subscribe() as feed`")
+        return await self._subscription.get(timeout)
+
+
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A redis-py asyncio client for `url` that fails fast when Redis is down.
+
+    redis-py retries a failed command 10 times by default, with backoff, for about 5 s: a
+    publish would hang that long before its 503. One retry is kept: after Redis restarts,
+    every pooled connection is dead, and the first command on each must reconnect once.
+    """
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        socket_connect_timeout=2,
+        socket_timeout=10,  # above every XREAD BLOCK below
+        **options,
+    )

@@ -1,0 +1,272 @@
+"""Redis Streams fan-out: every message kept in order with an id, so a client catches up.
+
+Theory of operation
+-------------------
+**Publish** is `XADD room MAXLEN ~ N * data <json>`: Redis appends the message to the stream
+and returns its id (`1700000000000-0`, always rising), which becomes the SSE `id:` field.
+`MAXLEN ~` caps the stream near N entries (trimming whole internal nodes, so a little above
+N), which keeps Redis's memory bounded and makes the stream the room's history too. With an
+idempotency key, a small Lua script makes the append happen once per key (a publisher that
+retries after losing the answer does not add a duplicate).
+
+**Follow**: one task per worker runs `XREAD BLOCK` from the last id it has seen, and hands
+each new entry to the worker's `Hub`. Its cursor lives in the worker, so after Redis comes
+back it carries on from where it was; after Redis loses its data, new ids are newer anyway.
+
+**Catch up**: a client that reconnects with `Last-Event-ID: L` first **joins** the hub (from
+now on live entries queue up for it), then reads what it missed with `XRANGE room (L +`
+(the `(` makes the start exclusive), page by page, and then the live queue, skipping any
+entry at or below the last id it sent. Joining before reading is what leaves no gap: an entry
+is either old enough for the XRANGE or new enough for the queue, often both, never neither.
+It needs one more condition, which `subscribe` waits for: the worker's follower must already
+have a cursor, or an entry added between the catch-up and the follower's first read would
+fall between them.
+
+**Reset**: an `L` older than the oldest entry still kept (trimmed away by `MAXLEN`), or one
+this stream never issued (the stream is gone: Redis lost its data), cannot be caught up
+from. The feed says so with an `event: reset` and goes on from the oldest entry kept: a
+client sees the gap explicitly and can reload, instead of silently missing messages.
+(Redis 7.0 does not record trimming in `XINFO STREAM`'s `max-deleted-entry-id`, so "older
+than the oldest entry kept" is the test; it is conservative: an `L` just below the oldest
+kept entry gets a reset it did not strictly need.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Self
+
+from server.event_ids import StreamId, parse_stream_id
+from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN, BrokerUnavailable, connect
+from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message, Subscription
+
+DEFAULT_MAXLEN = 10_000  # entries kept, about
+PAGE = 200  # entries per XRANGE while catching up, and per XREAD
+BLOCK_MS = 2000  # how long one XREAD waits for a new entry
+STARTUP_WAIT = 5.0  # seconds a starting worker waits for Redis before serving
+IDEMPOTENCY_TTL = 3600  # seconds an idempotency key is remembered
+
+# KEYS[1] the stream, KEYS[2] the key's marker; ARGV: maxlen, data, ttl. Atomic in Redis.
+XADD_ONCE = """
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'data', ARGV[2])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
+return id
+"""
+
+Entry = tuple[str, dict[str, str]]  # (id, fields), as redis-py returns stream entries
+
+
+class StreamsBroker:
+    """XADD to a stream; one XREAD loop per worker; per-client catch-up with XRANGE."""
+
+    kind = "streams"
+    keeps_history = True
+
+    def __init__(
+        self,
+        redis_url: str,
+        key: str = "room",
+        *,
+        maxlen: int = DEFAULT_MAXLEN,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        self.redis = connect(redis_url)
+        self.key = key
+        self.maxlen = maxlen
+        self.hub = Hub(queue_size)
+        self._xadd_once = self.redis.register_script(XADD_ONCE)
+        self._cursor: str | None = None  # the last id the follower has handed to the hub
+        self._following = asyncio.Event()  # set once the follower has a cursor
+        self._healthy = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    @property
+    def following(self) -> bool:
+        """Whether the worker's follower has its cursor (a catch-up must wait until it has)."""
+        return self._following.is_set()
+
+    async def start(self) -> None:
+        """Start following; wait (a little) for the cursor, so a ready worker misses nothing."""
+        self._task = asyncio.create_task(self._follow())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._following.wait(), STARTUP_WAIT)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.redis.aclose()
+
+    async def publish(self, data: str, *, key: str | None = None) -> str:
+        """XADD `data`; its id. With `key`, a second publish with the same key (within an
+        hour) adds nothing and returns the first one's id."""
+        try:
+            if key is None:
+                return str(
+                    await self.redis.xadd(
+                        self.key, {"data": data}, maxlen=self.maxlen, approximate=True
+                    )
+                )
+            marker = f"{self.key}:published:{key}"
+            return str(
+                await self._xadd_once(
+                    keys=[self.key, marker], args=[self.maxlen, data, IDEMPOTENCY_TTL]
+                )
+            )
+        except REDIS_DOWN as error:
+            self._healthy = False
+            raise BrokerUnavailable(f"Redis is unreachable ({error})") from error
+
+    def subscribe(self, after: StreamId | None = None, history: int = 0) -> StreamFeed:
+        """A feed from just after `after` (a client's Last-Event-ID), or, for a new client,
+        the last `history` entries and then the live ones."""
+        return StreamFeed(self, after, history)
+
+    async def read(self, start: str, count: int = PAGE) -> list[Entry]:
+        """Up to `count` entries from `start` on (`"-"` the oldest, `"(id"` after id)."""
+        return _entries(await self.redis.xrange(self.key, min=start, max="+", count=count))
+
+    async def newest(self, count: int) -> list[Entry]:
+        """The last `count` entries, oldest first."""
+        return _entries(await self.redis.xrevrange(self.key, count=count))[::-1]
+
+    async def _follow(self) -> None:
+        """The worker's one reader: every new entry, in order, to the hub."""
+        while True:
+            try:
+                if self._cursor is None:
+                    newest = await self.newest(1)
+                    self._cursor = newest[0][0] if newest else "0-0"
+                    self._following.set()
+                self._healthy = True
+                # [[key, [(id, fields), ...]]], or None when BLOCK_MS passed without an entry
+                reply: Any = await self.redis.xread(
+                    {self.key: self._cursor}, count=PAGE, block=BLOCK_MS
+                )
+            except REDIS_DOWN:
+                self._healthy = False
+                await asyncio.sleep(RECONNECT_EVERY)
+                continue
+            for _stream, entries in reply or []:
+                for entry_id, fields in _entries(entries):
+                    self.hub.publish(Message(fields["data"], id=entry_id))
+                    self._cursor = entry_id
+
+
+def reset_message(reason: str, after: StreamId) -> Message:
+    """The explicit notice that the history after `after` cannot be replayed."""
+    return Message(json.dumps({"reason": reason, "last_event_id": str(after)}), event="reset")
+
+
+class StreamFeed:
+    """One client's messages from a stream: its catch-up first, then the live ones, each once."""
+
+    def __init__(self, broker: StreamsBroker, after: StreamId | None, history: int) -> None:
+        self._broker = broker
+        self._last = after  # the position of the last message this client has (or None)
+        self._history = history
+        self._start: str | None = None  # where the next catch-up page starts; None: decide
+        self._caught_up = after is None and history == 0
+        self._pending: deque[Message] = deque()  # read from Redis, not yet handed out
+        self._subscription: Subscription | None = None
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Join the hub before reading anything: this is what leaves no gap (see above)."""
+        self._subscription = self._broker.hub.join()
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            self._broker.hub.leave(self._subscription)
+
+    async def next(self, timeout: float) -> Message | None:
+        if self._subscription is None:
+            raise RuntimeError("open the feed first: `async with broker.subscribe() as feed`")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._pending and not self._caught_up:
+            try:
+                await self._catch_up()
+            except (*REDIS_DOWN, BrokerUnavailable):  # wait for Redis (heartbeats meanwhile)
+                left = deadline - loop.time()
+                if left <= 0:
+                    return None
+                await asyncio.sleep(min(left, RECONNECT_EVERY))
+        if self._pending:
+            return self._hand_out(self._pending.popleft())
+        while True:
+            message = await self._subscription.get(max(0.0, deadline - loop.time()))
+            if message is None:
+                return None
+            position = message.position
+            if self._last is None or (position is not None and position > self._last):
+                return self._hand_out(message)  # else: already sent during the catch-up
+
+    def _hand_out(self, message: Message) -> Message:
+        if message.id is not None:
+            self._last = message.position
+        return message
+
+    async def _catch_up(self) -> None:
+        """Read the next page of what this client missed into `_pending`, or finish."""
+        broker = self._broker
+        if not broker.following:
+            raise BrokerUnavailable("the worker is not following the stream yet")
+        if self._start is None:  # the first read decides where to start
+            if self._last is None:  # a new client: the last `history` entries
+                self._pending.extend(_messages(await broker.newest(self._history)))
+                self._caught_up = True
+                return
+            self._start = await self._resume_point(self._last)
+        entries = await broker.read(self._start)
+        self._pending.extend(_messages(entries))
+        if entries:
+            self._start = f"({entries[-1][0]}"
+        self._caught_up = len(entries) < PAGE
+
+    async def _resume_point(self, after: StreamId) -> str:
+        """Where to read from for a client that has everything up to `after`."""
+        oldest, newest = await self._broker.read("-", 1), await self._broker.newest(1)
+        if not oldest or not newest:
+            reason = "the stream is empty: nothing after your last event id is kept"
+        elif after > _position(newest[0]):
+            reason = "your last event id was not issued by this stream (its data was lost?)"
+        elif after < _position(oldest[0]):
+            reason = "your last event id is older than the oldest message kept"
+        else:
+            return f"({after}"
+        self._pending.append(reset_message(reason, after))
+        self._last = None  # from here on, every message kept is new to this client
+        return "-"
+
+
+def _entries(reply: Iterable[tuple[Any, Any]] | None) -> list[Entry]:
+    """Stream entries as redis-py returns them (typed loosely), as (id, fields) of text."""
+    return [(str(i), {str(k): str(v) for k, v in (f or {}).items()}) for i, f in reply or []]
+
+
+def _position(entry: Entry) -> StreamId:
+    position = parse_stream_id(entry[0], "entry id")
+    assert position is not None
+    return position
+
+
+def _messages(entries: list[Entry]) -> list[Message]:
+    return [Message(fields["data"], id=entry_id) for entry_id, fields in entries]

@@ -17,6 +17,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from server.apps import fake_openai, llm_relay
+from server.apps.llm_relay.heartbeat import HEARTBEAT, HeartbeatResponse
 from server.apps.llm_relay.relay import close_within
 from server.clients.llm_stream import assemble_reply
 from server.course.launcher import LauncherError, Server, start_app
@@ -424,3 +425,28 @@ def test_closing_the_upstream_is_shielded_and_bounded() -> None:
     quick_closed, stuck_closed, waited = asyncio.run(main())
     assert quick_closed and not stuck_closed
     assert waited < 10  # the bound held: it did not wait for the stuck close
+
+
+def test_a_heartbeat_that_starts_late_does_not_break_the_stream() -> None:
+    """The heartbeat task may first run after its interval has passed (a slow start, a busy
+    loop): its first wait is then already over, which is no reason to end the stream."""
+    sent: list[bytes] = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(0.1)  # the start goes out late: two heartbeat intervals
+        elif message["body"]:
+            sent.append(message["body"])
+
+    async def receive() -> Any:
+        await asyncio.Event().wait()  # the client never leaves
+
+    async def body() -> AsyncIterator[bytes]:
+        await asyncio.sleep(0.2)
+        yield b"data: x\n\n"
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}}
+    response = HeartbeatResponse(body(), interval=0.05)
+    asyncio.run(response(scope, receive, send))
+    assert sent[-1] == b"data: x\n\n"
+    assert sent[0] == HEARTBEAT, "no heartbeat while the body was silent"

@@ -55,7 +55,9 @@ class HeartbeatResponse(StreamingResponse):
 
         async def heartbeats() -> None:
             while True:
-                await anyio.sleep(last_write + self.interval - time.monotonic())
+                # Already due if this task ran late (a slow start, a busy loop): anyio
+                # refuses a negative delay, so wait 0 s, not a negative number of them.
+                await anyio.sleep(max(0.0, last_write + self.interval - time.monotonic()))
                 if time.monotonic() - last_write >= self.interval:
                     await write(HEARTBEAT)
 

@@ -18,7 +18,8 @@ from openai.types.chat import ChatCompletionChunk
 
 from server.apps import fake_openai, llm_relay
 from server.apps.llm_relay.heartbeat import HEARTBEAT, HeartbeatResponse
-from server.apps.llm_relay.relay import close_within
+from server.apps.llm_relay.plain import plain_chat_events
+from server.apps.llm_relay.relay import close_within, status_of
 from server.clients.llm_stream import assemble_reply
 from server.course.launcher import LauncherError, Server, start_app
 from server.seed_texts import PROMPT, REPLY
@@ -450,3 +451,102 @@ def test_a_heartbeat_that_starts_late_does_not_break_the_stream() -> None:
     asyncio.run(response(scope, receive, send))
     assert sent[-1] == b"data: x\n\n"
     assert sent[0] == HEARTBEAT, "no heartbeat while the body was silent"
+
+
+# --- the relay written the obvious way (lesson 06 shows it first) -----------------------------
+
+
+def plain_events(llm: Server, message: str = HELLO, **headers: str) -> list[Event]:
+    """What `plain_chat_events` sends for one message, decoded."""
+
+    async def run() -> list[bytes]:
+        client = openai.AsyncOpenAI(
+            base_url=f"{llm.url}/v1", api_key=headers.pop("key", "sk-test"),
+            default_headers=headers, max_retries=0,
+        )  # fmt: skip
+        upstream = llm_relay.Upstream(f"{llm.url}/v1", "sk-test", "gpt-4o-mini", "the fake")
+        messages = [{"role": "user", "content": message}]
+        async with client:
+            return [piece async for piece in plain_chat_events(client, upstream, messages)]
+
+    decoder = Decoder()
+    return [event for piece in asyncio.run(run()) for event in decoder.feed(piece)]
+
+
+def test_the_plain_relay_sends_what_the_relay_sends(relay: Server, llm: Server) -> None:
+    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
+        fast = events(response)
+    plain = plain_events(llm)
+    assert [(e.event, json.loads(e.data)) for e in plain] == [
+        (e.event, json.loads(e.data)) for e in fast
+    ]
+    assert text_of(plain) == HELLO_REPLY and plain[-1].event == "done"
+
+
+def test_the_plain_relay_sends_errors_as_events(llm: Server) -> None:
+    broken = plain_events(llm, **{"x-fake-fail-after": "2"})
+    assert [e.event for e in broken] == ["message", "message", "error"]
+    assert json.loads(broken[-1].data)["status"] is None  # no HTTP status inside a stream
+    refused = plain_events(llm, key=fake_openai.BAD_KEY)
+    assert [e.event for e in refused] == ["error"]
+    assert json.loads(refused[0].data)["status"] == 401
+
+
+def test_the_plain_relay_stops_the_upstream_when_its_reader_leaves(
+    serve: Callable[..., Server],
+) -> None:
+    env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "10", "FAKE_OPENAI_TOKENS": "400"}
+    slow = serve("server.apps.fake_openai:app", env=env)
+
+    async def read_two_and_leave() -> None:
+        client = openai.AsyncOpenAI(base_url=f"{slow.url}/v1", api_key="sk-test")
+        upstream = llm_relay.Upstream(f"{slow.url}/v1", "sk-test", "m", "the fake")
+        pieces = plain_chat_events(client, upstream, [{"role": "user", "content": "hi"}])
+        assert (await anext(pieces)).startswith(b"data: ")
+        assert (await anext(pieces)).startswith(b"data: ")
+        await pieces.aclose()  # what Starlette's cancellation amounts to
+        await client.close()
+
+    asyncio.run(read_two_and_leave())
+    left = time.monotonic()
+    while httpx.get(f"{slow.url}/stats").json()["cancelled"] == 0:
+        assert time.monotonic() - left < 10, "the upstream was not stopped"  # a deadline
+        time.sleep(0.01)
+    assert httpx.get(f"{slow.url}/stats").json()["tokens"] < 400
+
+
+def test_status_of_is_the_http_status_only_api_status_errors_have() -> None:
+    request = httpx2.Request("POST", "http://llm/v1/chat/completions")
+    unavailable = httpx2.Response(503, request=request)
+    assert status_of(openai.InternalServerError("down", response=unavailable, body=None)) == 503
+    assert status_of(openai.APIError("broke mid-stream", request, body=None)) is None
+    assert status_of(openai.APITimeoutError(request)) is None
+
+
+# --- the seeds' /chat, for comparison -----------------------------------------------------------
+
+
+def test_the_seeds_chat_streams_but_its_model_runs_on_after_the_client_left(
+    serve: Callable[..., Server],
+) -> None:
+    """Lesson 06's claim: a sync generator over a sync client is abandoned on a disconnect,
+    and the upstream generation runs to its end. (The relay's: it is cancelled.)"""
+    llm = serve(
+        "server.apps.fake_openai:app", env={"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "50"}
+    )
+    env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test"}
+    seed = serve("server.apps.seed_chat:app", env=env)
+    whole = httpx.get(f"{seed.url}/sse/chat", params={"message": HELLO}).content
+    assert [e.data for e in Decoder().feed(whole)] == [*fake_openai.tokenize(HELLO_REPLY), "[DONE]"]
+
+    message = "Tell me about SSE"
+    full = len(fake_openai.tokenize(fake_openai.reply_for(message)))
+    before = httpx.get(f"{llm.url}/stats").json()
+    with httpx.stream("GET", f"{seed.url}/sse/chat", params={"message": message}) as response:
+        assert next(response.iter_bytes()).startswith(b"data: ")
+    left = time.monotonic()
+    while (after := httpx.get(f"{llm.url}/stats").json())["active"] > before["active"]:
+        assert time.monotonic() - left < 10, "the generation never ended"  # a deadline
+        time.sleep(0.01)
+    assert after["finished"] - before["finished"] == 1 and after["cancelled"] == before["cancelled"]
+    assert after["tokens"] - before["tokens"] == full  # every token, for a client long gone

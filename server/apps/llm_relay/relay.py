@@ -27,7 +27,7 @@ from typing import Any, cast
 import anyio
 import httpx2
 import openai
-from openai import AsyncAPIResponse
+from openai import AsyncAPIResponse, AsyncStream
 from openai.types.chat import ChatCompletionMessageParam
 
 from server.apps.llm_relay.config import Upstream
@@ -43,6 +43,12 @@ JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a numb
 
 def error_event(message: str, status: int | None = None) -> bytes:
     return encode_json({"message": message, "status": status}, event="error")
+
+
+def status_of(error: openai.APIError) -> int | None:
+    """The HTTP status behind `error`, if it has one: only `openai.APIStatusError` (a 401, a
+    429, ...) does; a broken or timed-out connection, or an error inside a stream, has none."""
+    return error.status_code if isinstance(error, openai.APIStatusError) else None
 
 
 # --- 1. the upstream's body --------------------------------------------------------------------
@@ -153,7 +159,7 @@ async def relay_events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[b
         yield error_event(
             f"The model stopped after {sent} pieces of text: {error.message} "
             "The reply above is incomplete.",
-            getattr(error, "status_code", None),
+            status_of(error),
         )
         return
     yield encode_json({"finish_reason": finish_reason, "usage": usage}, event="done")
@@ -181,7 +187,7 @@ def explain(error: openai.APIError, upstream: Upstream) -> str:
     return f"{upstream.label} failed: {error.message}"
 
 
-async def close_within(response: AsyncAPIResponse[Any], seconds: float) -> None:
+async def close_within(response: AsyncAPIResponse[Any] | AsyncStream[Any], seconds: float) -> None:
     """Close the upstream response, which is what stops the generation when the browser left.
 
     The stream is usually being cancelled right then: the close is shielded, or anyio would
@@ -223,7 +229,7 @@ async def chat_events(
                 await close_within(response, CLOSE_TIMEOUT)
     except openai.APIError as error:  # before the first chunk: `relay_events` catches the rest
         log.warning("upstream refused: %s", error)
-        yield error_event(explain(error, upstream), getattr(error, "status_code", None))
+        yield error_event(explain(error, upstream), status_of(error))
     except Exception as error:  # a bug, or text no encoder can send: still end the stream
         log.exception("the relay failed")
         after = " The reply above is incomplete." if sent else ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,6 +14,7 @@ from typing import Any
 import anyio
 import httpx
 import httpx2
+import nbformat
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
@@ -550,3 +553,45 @@ def test_the_seeds_chat_streams_but_its_model_runs_on_after_the_client_left(
         time.sleep(0.01)
     assert after["finished"] - before["finished"] == 1 and after["cancelled"] == before["cancelled"]
     assert after["tokens"] - before["tokens"] == full  # every token, for a client long gone
+
+
+# --- lesson 06's real-model cell -----------------------------------------------------------------
+
+LESSON = Path(__file__).parent.parent / "solutions" / "06_llm_streaming.ipynb"
+REAL_MODEL_CELL = "c9bc8693"
+
+
+def run_real_model_cell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> str:
+    """Run the lesson's last cell, which measures a real model when one is configured, with
+    only `env` configured (no ``.env`` file), and return what it printed."""
+    cells = nbformat.read(LESSON, as_version=4).cells
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no .env here, nor above
+    namespace: dict[str, Any] = {"PROMPT": HELLO}
+    exec(cells[1].source, namespace)  # the lesson's imports
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(next(c.source for c in cells if c.get("id") == REAL_MODEL_CELL), namespace)
+    return printed.getvalue()
+
+
+def test_the_real_model_cell_measures_a_server_named_by_its_base_url_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, llm: Server
+) -> None:
+    """Ollama and vLLM need only OPENAI_BASE_URL: the cell must measure them, not say that
+    no key is configured."""
+    before = httpx.get(f"{llm.url}/stats").json()["requests"]
+    printed = run_real_model_cell(monkeypatch, tmp_path, OPENAI_BASE_URL=f"{llm.url}/v1")
+    assert "first token after" in printed and f"{llm.url}/v1" in printed, printed
+    assert httpx.get(f"{llm.url}/stats").json()["requests"] == before + 1
+
+
+def test_the_real_model_cell_without_a_model_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    printed = run_real_model_cell(monkeypatch, tmp_path)
+    assert "OPENAI_BASE_URL" in printed and "OPENAI_API_KEY" in printed, printed
+    assert "first token after" not in printed

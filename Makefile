@@ -27,7 +27,7 @@ lint:  ## ruff, mypy over server/, and learner copies in step with solutions/
 	$(PY) tools/make_learner.py --check
 
 # Branch coverage of server/, servers started as subprocesses included (pyproject.toml).
-COVERAGE_FLOOR := 85
+COVERAGE_FLOOR := 90
 
 test-unit:  ## unit, end-to-end and browser tests of server/, with branch coverage
 	$(PYTEST) --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) tests

@@ -6,35 +6,61 @@ whole config a learner needs to read: a prefix, an `upstream` block with keep-al
 to the apps, and one proxied `location /` whose directives each call chooses. The default,
 `SSE_PROXY`, is what an SSE endpoint behind nginx needs; lesson 08 takes it apart one directive
 at a time and measures each.
+
+Beyond the location, each call can add directives at every level of the config (`main`,
+`http`, `upstream`, `server`), size the worker (`worker_connections`), drop the upstream
+`keepalive` (`keepalive=None`), and serve HTTPS, with HTTP/2 if asked, from a certificate of
+`server.course.certificate`. The HTTP/2 switch is written the way the installed nginx wants
+it: `listen ... ssl http2` before 1.25.1, `http2 on;` from then on (`nginx_version()`).
+
+The access log (`access_log(server)`) has one line per request, written when the response
+ends, with the protocol the client spoke and the `Last-Event-ID` it sent; `reload_nginx`
+runs `nginx -s reload` and waits until the new worker has started.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from server.course.binaries import find_binary
+from server.course.certificate import Certificate
 from server.course.errors import LauncherError
 from server.course.logs import new_workdir
 from server.course.ports import LOOPBACK, http_answers
 from server.course.supervisor import Recipe, Server, on_a_free_port, start_on
 
-# The directives every SSE location behind nginx needs (lesson 08 measures each one):
-# HTTP/1.1 keep-alive to the upstream (with the template's `keepalive`), no response
-# buffering, and a read timeout longer than the gap between heartbeats.
-SSE_PROXY = """\
-proxy_http_version 1.1;
-proxy_set_header Connection "";
-proxy_buffering off;
-proxy_cache off;
-proxy_read_timeout 1h;"""
+
+def sse_proxy(read_timeout: str = "1h") -> str:
+    """The directives every SSE location behind nginx needs (lesson 08 measures each one).
+
+    HTTP/1.1 keep-alive to the upstream (with the template's `keepalive`), no response
+    buffering, no cache, and a read timeout longer than the gap between heartbeats
+    (`read_timeout`, in nginx's units: "2s", "1h").
+    """
+    return "\n".join(
+        [
+            "proxy_http_version 1.1;",
+            'proxy_set_header Connection "";',
+            "proxy_buffering off;",
+            "proxy_cache off;",
+            f"proxy_read_timeout {read_timeout};",
+        ]
+    )
+
+
+SSE_PROXY = sse_proxy()
 
 # nginx logs this once it has bound its port and forked its worker (error_log at "notice").
 _LISTENING = re.compile(r"start worker processes")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_VERSION = re.compile(r"nginx/(\d+)\.(\d+)\.(\d+)")
+HTTP2_ON_SINCE = (1, 25, 1)  # `http2 on;`; before, `listen ... http2`
 
 
 def start_nginx(
@@ -44,19 +70,29 @@ def start_nginx(
     location: str = SSE_PROXY,
     upstream: str = "",
     http: str = "",
+    server: str = "",
+    main: str = "",
+    worker_connections: int = 1024,
+    keepalive: int | None = 16,
+    tls: Certificate | None = None,
+    http2: bool = False,
     timeout: float = 10.0,
 ) -> Server:
     """Run nginx as a reverse proxy in front of `upstreams` (Servers or "host:port" strings).
 
     `location` holds the directives of the proxied `location /` (by default the ones SSE needs,
-    `SSE_PROXY`), `upstream` extra directives of the upstream block (`ip_hash;`), `http` extra
-    directives of the http block. The rendered config is at `server.workdir / "nginx.conf"`;
-    nginx's own messages (errors, upstream timeouts) go to the server's log.
+    `SSE_PROXY`); `upstream`, `server`, `http` and `main` add directives to those blocks
+    (`ip_hash;`, `worker_shutdown_timeout 2s;`). `keepalive` is the upstream block's idle
+    connection cache (None: no `keepalive` directive, nginx's own default). With `tls`, nginx
+    serves HTTPS (the server's URL says `https`), and HTTP/2 too with `http2=True`. The
+    rendered config is at `server.workdir / "nginx.conf"`; nginx's own messages (errors,
+    upstream timeouts) go to the server's log.
     """
     binary = find_binary("nginx")
     servers = "\n".join(
         f"server {u.host}:{u.port};" if isinstance(u, Server) else f"server {u};" for u in upstreams
     )
+    listen, server_tls = _tls_directives(tls, http2)
 
     def attempt(chosen: int) -> Server:
         workdir = new_workdir("nginx")
@@ -65,8 +101,13 @@ def start_nginx(
             port=str(chosen),
             upstream_servers=servers,
             upstream_extra=upstream,
+            keepalive="" if keepalive is None else f"keepalive {keepalive};",
             location=location,
+            listen_extra=listen,
+            server_extra="\n".join(filter(None, [server_tls, server])),
             http_extra=http,
+            main_extra=main,
+            worker_connections=str(worker_connections),
             user="user root;" if os.geteuid() == 0 else "",
         )
         (workdir / "nginx.conf").write_text(config)
@@ -76,10 +117,68 @@ def start_nginx(
             raise LauncherError(
                 f"nginx rejected the config {workdir / 'nginx.conf'}:\n{check.stderr.strip()}"
             )
-        recipe = Recipe("nginx", command, _LISTENING, http_answers, timeout=timeout)
+        recipe = Recipe(
+            "nginx",
+            command,
+            _LISTENING,
+            http_answers,  # over TLS too: nginx answers plain HTTP there with a 400
+            scheme="https" if tls else "http",
+            timeout=timeout,
+        )
         return start_on(recipe, chosen, workdir)
 
     return on_a_free_port(port, attempt, LOOPBACK)
+
+
+def _tls_directives(tls: Certificate | None, http2: bool) -> tuple[str, str]:
+    """(what follows the listen address, the server block's TLS lines) for this nginx."""
+    if tls is None:
+        if http2:
+            raise ValueError("http2=True needs tls=: browsers speak HTTP/2 only over TLS")
+        return "", ""
+    lines = [f"ssl_certificate {tls.certificate};", f"ssl_certificate_key {tls.key};"]
+    if not http2:
+        return " ssl", "\n".join(lines)
+    if nginx_version() >= HTTP2_ON_SINCE:
+        return " ssl", "\n".join(["http2 on;", *lines])
+    return " ssl http2", "\n".join(lines)
+
+
+@functools.cache
+def nginx_version() -> tuple[int, int, int]:
+    """The installed nginx's version, from `nginx -v` (which prints it to stderr)."""
+    line = subprocess.run([find_binary("nginx"), "-v"], capture_output=True, text=True).stderr
+    found = _VERSION.search(line)
+    if found is None:
+        raise LauncherError(f"could not read a version from `nginx -v`: {line.strip()!r}")
+    major, minor, patch = map(int, found.groups())
+    return major, minor, patch
+
+
+def access_log(server: Server) -> list[str]:
+    """The access log's lines so far (format `course` in the template); one per ended request."""
+    assert server.workdir is not None, "not an nginx started by start_nginx"
+    path = server.workdir / "access.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def reload_nginx(server: Server, timeout: float = 10.0) -> None:
+    """`nginx -s reload`: re-read the config, start new workers, and let the old ones finish.
+
+    The master starts a new worker with the config as it is now on disk and tells the old one
+    to shut down gracefully: stop accepting, and exit once its open requests have ended (or
+    after `worker_shutdown_timeout`, if set). Returns once the new worker has started.
+    """
+    command = server.recipe.command
+    started = server.log_path.read_text().count("start worker processes")
+    done = subprocess.run([*command, "-s", "reload"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LauncherError(f"nginx -s reload failed:\n{done.stderr.strip()}")
+    deadline = time.monotonic() + timeout
+    while server.log_path.read_text().count("start worker processes") <= started:
+        if time.monotonic() > deadline:
+            raise LauncherError(f"nginx did not reload within {timeout:g} s:\n{server.log_tail()}")
+        time.sleep(0.02)
 
 
 def render_nginx_config(**values: str) -> str:

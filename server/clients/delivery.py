@@ -1,0 +1,64 @@
+"""How late each event arrived: when the app sent it, when it got here, per event.
+
+`server.clients.arrivals` says when each event arrived; that shows a burst, but not who held
+the events back, nor for how long each one waited. The events of `server.apps.stamped_events`
+carry the time they were sent (`"sent"`, the app's `time.time()`), so on the same machine
+(one clock) received minus sent is the time the event spent between the app and this
+client: in the network stack, and in any proxy on the way. Lesson 08 measures nginx with it,
+one directive at a time; `bench/bench_nginx.py` with a thousand streams open.
+
+Both times are given in seconds since the request was sent, the clock of `event_arrivals`,
+so a timeline can draw each event twice: once when it left the app, once when it arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import httpx
+
+from server.clients.arrivals import event_arrivals
+
+
+class Delivery(NamedTuple):
+    id: str
+    sent: float  # seconds since the request was sent, when the app sent the event
+    received: float  # seconds since the request was sent, when it arrived here
+
+    @property
+    def late(self) -> float:
+        """Seconds between sending and receiving: ~0 when nothing held the event back."""
+        return self.received - self.sent
+
+
+def deliveries(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    client: httpx.Client | None = None,
+) -> list[Delivery]:
+    """Read the finite stream of stamped events at `url` to its end; each one's two times.
+
+    Raises `httpx.HTTPStatusError` for an answer other than 2xx, and `httpx.HTTPError` if the
+    stream breaks (a proxy that cuts it, say). Use a finite stream (`?limit=N`).
+    """
+    http = client or httpx.Client(timeout=timeout)
+    try:
+        started = time.time()  # wall clock; event_arrivals starts its own clock right after
+        arrivals = event_arrivals(url, headers=headers, client=http)
+    finally:
+        if client is None:
+            http.close()
+    return [
+        Delivery(a.event.id or "", json.loads(a.event.data)["sent"] - started, a.seconds)
+        for a in arrivals
+    ]
+
+
+def latest(found: list[Delivery]) -> float:
+    """The longest any event waited (seconds); 0 for no events."""
+    return max((d.late for d in found), default=0.0)

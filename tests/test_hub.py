@@ -3,7 +3,8 @@
 On a hub the learner's browser cannot reach the kernel's `127.0.0.1`; it reaches a course server
 only through the single-user Jupyter server, at `/user/NAME/proxy/PORT/...`
 (`server.course.urls.browser_url`). So the fixture here is what a hub runs for one learner: a
-real Jupyter server with jupyter-server-proxy under the base URL `/user/learner/`, token
+real Jupyter server under the base URL `/user/learner/`, with jupyter-server-proxy enabled as
+this environment configures it (so the test fails on an image where it is not), token
 authentication, and `JUPYTERHUB_SERVICE_PREFIX` set on the kernel side (this process, where the
 launcher and `browser_url` run). Chromium logs in with the token (the Jupyter server answers
 with its login cookie, as a hub's login does) and opens each page of the course at the URL
@@ -31,17 +32,22 @@ What jupyter-server-proxy 4.6 does, read in its `handlers.py` and checked here:
   for good instead of reconnecting, as with lesson 05's 502: only a page-level retry comes back
   (`test_a_server_restart_behind_the_proxy_needs_the_page_level_retry`).
 
-Chromium missing: these tests skip with the reason, unless COURSE_REQUIRE_BROWSER=1 (CI).
+Many learners on one host is `bench/bench_workshop.py`; its smoke run (two learners, lesson 00)
+is the last test here, so it cannot rot.
+
+Chromium missing: the browser tests skip with the reason, unless COURSE_REQUIRE_BROWSER=1 (CI).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -52,6 +58,7 @@ from server.course.browser import BrowserNotFoundError, find_chromium, launch_op
 from server.course.launcher import Server, free_port, start_app, start_command
 from server.sse import Decoder
 
+ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "/user/learner/"  # what JupyterHub gives a user called "learner"
 STREAMS = "server.apps.fastapi_streams:app"
 DEADLINE = 15_000  # ms: generous, for a loaded 2-core machine
@@ -100,7 +107,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         "--ServerApp.ip=127.0.0.1", "--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--ServerApp.base_url={PREFIX}", f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={home}",
-        "--ServerApp.jpserver_extensions=jupyter_server_proxy=True",
     )  # fmt: skip
     with (
         pytest.MonkeyPatch.context() as env,
@@ -113,6 +119,13 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             name="jupyter-server",
         ) as server,
     ):
+        # The extension as this environment configures it, not forced on: as on the hub image.
+        probe = httpx.get(f"{server.url}{PREFIX}proxy/1/", params={"token": token})
+        if probe.status_code == 404:
+            pytest.fail(
+                "jupyter-server-proxy is not enabled in this environment's Jupyter server: "
+                "`jupyter server extension enable --sys-prefix jupyter_server_proxy`"
+            )
         env.delenv("COURSE_PROXY_PREFIX", raising=False)
         env.setenv("JUPYTERHUB_SERVICE_PREFIX", PREFIX)  # the kernel's side: browser_url reads it
         yield Hub(server, token)
@@ -193,6 +206,7 @@ def test_browser_url_goes_through_the_hub(hub: Hub, streams: Server) -> None:
     assert answer.status_code == 200 and "<title>SSE course" in answer.text
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize(
     ("lesson", "src", "count", "produced_in"),
     [
@@ -211,6 +225,7 @@ def test_event_source_pages_stream_through_the_hub(
     assert_progressive(arrivals(page)[:count], 0.0, produced_in)
 
 
+@pytest.mark.browser
 def test_fetch_post_panel_streams_through_the_hub(page: Any, streams: Server) -> None:
     page.goto(streams.browser_url("/"))
     started = page.evaluate("performance.now()")
@@ -220,6 +235,7 @@ def test_fetch_post_panel_streams_through_the_hub(page: Any, streams: Server) ->
     assert_progressive(arrivals(page), started, chat["tokens"] * 0.03)
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("transport", ["fetch", "eventsource"])
 def test_chat_view_streams_through_the_hub(page: Any, relay: Server, transport: str) -> None:
     page.goto(relay.browser_url("/"))
@@ -253,6 +269,7 @@ READ_CHAT = """async (accept) => {
 }"""
 
 
+@pytest.mark.browser
 def test_without_the_event_stream_accept_the_proxy_buffers(page: Any, streams: Server) -> None:
     # The control for the tests above: the same measurement sees buffering where there is some.
     page.goto(streams.browser_url("/"))
@@ -299,6 +316,7 @@ def test_the_proxy_does_not_tell_the_server_that_the_browser_left(
     assert ended("proxied") is True
 
 
+@pytest.mark.browser
 def test_a_server_restart_behind_the_proxy_needs_the_page_level_retry(page: Any, hub: Hub) -> None:
     port = free_port()
     stream = "events?interval=0.05&retry=100"
@@ -330,3 +348,21 @@ def test_a_server_restart_behind_the_proxy_needs_the_page_level_retry(page: Any,
     assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the restart"
     assert plain.evaluate("window.course.seen.states.at(-1)") == "CLOSED"
     reopening.close()
+
+
+# --- many learners on one host: bench/bench_workshop.py, small enough for every run ----------
+
+
+@pytest.mark.bench
+def test_the_workshop_bench_runs() -> None:
+    # Two learners with homes of their own, sharing /tmp, run lesson 00 at once: every cell
+    # passes, nothing is left running, and the figures that size a hub are printed.
+    done = subprocess.run(
+        [sys.executable, "bench/bench_workshop.py", "--smoke"],
+        capture_output=True, text=True, timeout=90, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    for expected in ("2 learners at once", "peak PSS per learner", "host peak", "CPU per learner"):
+        assert expected in done.stdout, done.stdout
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("home ")]
+    assert len(rows) == 2 and all(row[-2:] == ["0", "0"] for row in rows), done.stdout

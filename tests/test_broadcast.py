@@ -32,6 +32,7 @@ from server.course.cluster import shutdown_redis, start_workers, upstreams
 from server.course.launcher import Server, start_nginx, start_redis
 from server.fanout import Dropped, Hub, Message, StreamsBroker, fan_out
 from server.fanout.hub import Subscription
+from server.fanout.streams import entries_after
 from server.sse import Decoder
 
 APP = "server.apps.broadcast:app"
@@ -186,8 +187,7 @@ async def _kill_while_away(
     assert victims
     async with httpx.AsyncClient(timeout=10) as publisher:
         await asyncio.to_thread(workers["A"].kill)
-        for listener in victims:
-            await listener.wait_disconnected(10)
+        await asyncio.gather(*(listener.wait_disconnected(10) for listener in victims))
         await publish_numbered(publisher, publisher_url, range(first, first + 10))
         await asyncio.to_thread(workers["A"].restart)
         for listener in victims:
@@ -298,6 +298,25 @@ def test_a_last_event_id_older_than_the_history_kept_gets_an_explicit_reset(
         assert "Last-Event-ID must be a Redis stream id" in answer.json()["detail"]
 
 
+@pytest.mark.redis
+def test_the_catch_up_reads_every_entry_after_the_id_page_by_page_excluding_the_id(
+    redis: Server,
+) -> None:
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        broker = StreamsBroker(redis.url)
+        try:
+            ids = [await broker.publish(json.dumps({"n": n})) for n in range(10)]
+            after_third = [i async for i, _ in entries_after(broker.redis, "room", ids[2], 3)]
+            after_last = [i async for i, _ in entries_after(broker.redis, "room", ids[-1], 3)]
+            return ids, after_third, after_last
+        finally:
+            await broker.stop()
+
+    ids, after_third, after_last = asyncio.run(scenario())
+    assert after_third == ids[3:], "exclusive start, every page, in order (7 = 3 + 3 + 1)"
+    assert after_last == []
+
+
 @pytest.mark.nginx
 @pytest.mark.redis
 def test_the_stream_is_the_chat_history_a_new_listener_can_read_back(
@@ -391,6 +410,31 @@ def test_a_client_that_stops_reading_is_dropped_within_10_s_and_nobody_else_wait
 
 
 # --- 6. Redis goes away ------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_worker_never_says_it_reaches_redis_while_redis_is_down(redis: Server) -> None:
+    """Regression: the follower set `healthy` before each XREAD attempt, so for the length of
+    every failing retry a heartbeat said "ping" during an outage."""
+
+    async def scenario() -> list[bool]:
+        broker = StreamsBroker(redis.url)
+        await broker.start()
+        try:
+            assert broker.healthy
+            await asyncio.to_thread(shutdown_redis, redis)
+            seen = []
+            for _ in range(300):  # 3 s: six reconnection attempts
+                seen.append(broker.healthy)
+                await asyncio.sleep(0.01)
+            return seen
+        finally:
+            await broker.stop()
+
+    seen = asyncio.run(scenario())
+    first_down = seen.index(False)
+    assert first_down < 100, "it noticed within a second"
+    assert not any(seen[first_down:]), "and never claimed otherwise while Redis was down"
 
 
 @pytest.mark.nginx

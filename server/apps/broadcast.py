@@ -39,6 +39,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
+import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -222,14 +225,28 @@ async def status(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
+    """Counters, and what this worker costs: CPU seconds so far, and memory now."""
     broker: Broker = request.state.broker
     body = {
         "worker": request.app.state.settings.worker,
         "hub": asdict(broker.hub.stats()),
         "queue_size": broker.hub.queue_size,
+        "cpu_seconds": time.process_time(),
+        "rss_kib": _resident_kib(),
         **STATS.snapshot(),
     }
     return JSONResponse(body, headers=_worker_header(request))
+
+
+def _resident_kib() -> int:
+    """This process's resident memory now, in KiB (Linux); elsewhere its peak so far (macOS
+    has no /proc, and the standard library only reports the peak there)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS
+        return peak // 1024 if sys.platform == "darwin" else peak
 
 
 routes = [

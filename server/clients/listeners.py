@@ -30,7 +30,7 @@ import itertools
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +107,13 @@ class Listener:
         """Wait until the open connection has broken (the listener is waiting to reconnect)."""
         await asyncio.wait_for(self._broken.wait(), timeout)
 
+    async def wait_reconnected(self, connections: int, timeout: float = 10.0) -> None:
+        """Wait until this listener has opened more than `connections` connections in all:
+        pass `len(listener.connections)` from before a fault, and this returns once it has
+        reconnected, however quickly that happened."""
+        if not await _wait_until(lambda ls: len(ls.connections) > connections, [self], timeout):
+            raise TimeoutError(f"{self.name}: not reconnected within {timeout} s")
+
     async def leave(self) -> None:
         """Close the connection now and stay away (the caller's network drop)."""
         if self._task is not None:
@@ -181,9 +188,21 @@ async def listening(
 
 async def wait_until_received(listeners: Iterable[Listener], count: int, timeout: float) -> bool:
     """Wait until each listener has `count` messages or more; False if `timeout` ran out."""
+    return await _wait_until(lambda ls: len(ls.received) >= count, listeners, timeout)
+
+
+async def wait_until_heard(listeners: Iterable[Listener], n: int, timeout: float) -> bool:
+    """Wait until each listener has received the message numbered `n`; False on timeout."""
+    return await _wait_until(lambda ls: n in ls.numbers(), listeners, timeout)
+
+
+async def _wait_until(
+    condition: Callable[[Listener], bool], listeners: Iterable[Listener], timeout: float
+) -> bool:
+    """Check `condition` on every listener every 20 ms, until it holds for all or time is up."""
     deadline = time.perf_counter() + timeout
     listeners = list(listeners)
-    while any(len(listener.received) < count for listener in listeners):
+    while not all(condition(listener) for listener in listeners):
         if time.perf_counter() > deadline:
             return False
         await asyncio.sleep(0.02)

@@ -37,8 +37,10 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
+
+import redis.asyncio as aioredis
 
 from server.event_ids import StreamId, parse_stream_id
 from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN, BrokerUnavailable, connect
@@ -133,9 +135,9 @@ class StreamsBroker:
         the last `history` entries and then the live ones."""
         return StreamFeed(self, after, history)
 
-    async def read(self, start: str, count: int = PAGE) -> list[Entry]:
-        """Up to `count` entries from `start` on (`"-"` the oldest, `"(id"` after id)."""
-        return _entries(await self.redis.xrange(self.key, min=start, max="+", count=count))
+    async def oldest(self, count: int) -> list[Entry]:
+        """The first `count` entries still kept, oldest first."""
+        return _entries(await self.redis.xrange(self.key, count=count))
 
     async def newest(self, count: int) -> list[Entry]:
         """The last `count` entries, oldest first."""
@@ -149,7 +151,9 @@ class StreamsBroker:
                     newest = await self.newest(1)
                     self._cursor = newest[0][0] if newest else "0-0"
                     self._following.set()
-                self._healthy = True
+                elif not self._healthy:
+                    await self.redis.ping()  # back? (XREAD would only say so when it returns)
+                self._healthy = True  # only after a command succeeded
                 # [[key, [(id, fields), ...]]], or None when BLOCK_MS passed without an entry
                 reply: Any = await self.redis.xread(
                     {self.key: self._cursor}, count=PAGE, block=BLOCK_MS
@@ -169,6 +173,27 @@ def reset_message(reason: str, after: StreamId) -> Message:
     return Message(json.dumps({"reason": reason, "last_event_id": str(after)}), event="reset")
 
 
+async def entries_after(
+    redis: aioredis.Redis, key: str, last_id: str, page: int = PAGE
+) -> AsyncIterator[Entry]:
+    """Every entry of the stream `key` after `last_id`, oldest first, `page` per XRANGE.
+
+    (Lesson 09's second exercise.) The `(` in `XRANGE key (last_id +` makes the start
+    exclusive: the client has `last_id` already. Each next page starts after the last entry
+    of the one before; a short page is the end, for now: entries added later reach the
+    client through the hub. Reading page by page keeps memory bounded however long the
+    client was away.
+    """
+    start = f"({last_id}"
+    while True:
+        entries = _entries(await redis.xrange(key, min=start, max="+", count=page))
+        for entry in entries:
+            yield entry
+        if len(entries) < page:
+            return
+        start = f"({entries[-1][0]}"
+
+
 class StreamFeed:
     """One client's messages from a stream: its catch-up first, then the live ones, each once."""
 
@@ -176,7 +201,8 @@ class StreamFeed:
         self._broker = broker
         self._last = after  # the position of the last message this client has (or None)
         self._history = history
-        self._start: str | None = None  # where the next catch-up page starts; None: decide
+        self._checked = False  # whether `after` was checked against the history kept
+        self._reader: AsyncIterator[Entry] | None = None  # the catch-up, once started
         self._caught_up = after is None and history == 0
         self._pending: deque[Message] = deque()  # read from Redis, not yet handed out
         self._subscription: Subscription | None = None
@@ -225,25 +251,35 @@ class StreamFeed:
         return message
 
     async def _catch_up(self) -> None:
-        """Read the next page of what this client missed into `_pending`, or finish."""
+        """Move the next message this client missed into `_pending`, or finish catching up."""
         broker = self._broker
         if not broker.following:
             raise BrokerUnavailable("the worker is not following the stream yet")
-        if self._start is None:  # the first read decides where to start
-            if self._last is None:  # a new client: the last `history` entries
-                self._pending.extend(_messages(await broker.newest(self._history)))
-                self._caught_up = True
-                return
-            self._start = await self._resume_point(self._last)
-        entries = await broker.read(self._start)
-        self._pending.extend(_messages(entries))
-        if entries:
-            self._start = f"({entries[-1][0]}"
-        self._caught_up = len(entries) < PAGE
+        if self._last is None and not self._checked:  # a new client: the last `history`
+            self._pending.extend(_messages(await broker.newest(self._history)))
+            self._caught_up = True
+            return
+        if not self._checked:
+            self._checked = True
+            if await self._reset_needed(self._last):
+                return  # hand out the reset first
+        if self._reader is None:  # (again after Redis failed: from the last one handed out)
+            after = str(self._last) if self._last is not None else "0-0"
+            self._reader = entries_after(broker.redis, broker.key, after)
+        try:
+            entry_id, fields = await anext(self._reader)
+        except StopAsyncIteration:
+            self._caught_up, self._reader = True, None
+            return
+        except REDIS_DOWN:
+            self._reader = None
+            raise
+        self._pending.append(Message(fields["data"], id=entry_id))
 
-    async def _resume_point(self, after: StreamId) -> str:
-        """Where to read from for a client that has everything up to `after`."""
-        oldest, newest = await self._broker.read("-", 1), await self._broker.newest(1)
+    async def _reset_needed(self, after: StreamId | None) -> bool:
+        """Whether the history kept cannot continue after `after`; if so, queue the reset."""
+        assert after is not None
+        oldest, newest = await self._broker.oldest(1), await self._broker.newest(1)
         if not oldest or not newest:
             reason = "the stream is empty: nothing after your last event id is kept"
         elif after > _position(newest[0]):
@@ -251,10 +287,10 @@ class StreamFeed:
         elif after < _position(oldest[0]):
             reason = "your last event id is older than the oldest message kept"
         else:
-            return f"({after}"
+            return False
         self._pending.append(reset_message(reason, after))
         self._last = None  # from here on, every message kept is new to this client
-        return "-"
+        return True
 
 
 def _entries(reply: Iterable[tuple[Any, Any]] | None) -> list[Entry]:

@@ -67,6 +67,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def failed_cell(cell: Any) -> bool:
+    return any(output.get("output_type") == "error" for output in cell.get("outputs", []))
+
+
 def run_as_learner(notebooks: list[Path]) -> None:
     """Execute each notebook in a fresh kernel. Print `start NAME` as each begins, then one
     JSON line: per notebook, its wall time, the CPU of its kernel and servers, its error."""
@@ -88,7 +92,11 @@ def run_as_learner(notebooks: list[Path]) -> None:
         try:
             client.execute()  # shuts the kernel down and waits for it: its CPU is counted
         except CellExecutionError as failure:
-            error = str(failure).strip().splitlines()[-1]
+            failed = [c for c in notebook.cells if c.cell_type == "code" and failed_cell(c)]
+            lines = failed[0].source.splitlines() if failed else []
+            source = next((line for line in lines if not line.startswith("#")), "?")
+            error = f"{failure.ename}: {failure.evalue} (in the cell `{source[:60]}`)"
+            print(failure, file=sys.stderr)  # the whole traceback in the learner's log
         results[path.name] = {
             "seconds": time.perf_counter() - started,
             "cpu": children_cpu() - cpu,

@@ -20,6 +20,9 @@ read a non-200 body anyway. The browser must close its `EventSource` on ``done``
 When the browser leaves, Starlette cancels the response; the relay then closes the upstream
 response, and the upstream stops generating (and billing) within milliseconds.
 
+The work is in `relay` (`chat_events`); `plain` is the same relay written the obvious way, over
+the `openai` client's parsed chunks, which lesson 06 shows first and measures against it.
+
 Which upstream, which model, and how long to wait come from the environment (`config`):
 ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``OPENAI_MODEL``, ``RELAY_HEARTBEAT``,
 ``RELAY_TIMEOUT``, ``RELAY_MAX_RETRIES``. With no upstream configured the relay refuses to

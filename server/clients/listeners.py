@@ -12,11 +12,10 @@ every message, once, in order? So a `Listener`:
 - can be sent away and brought back by the caller (`leave`, `come_back`): a network drop
   that the experiment controls, rather than one it waits for.
 
-Published messages carry a number `n` (`publish_numbered`), so `tally` can count what a
-listener lost, got twice, or got out of order. `publish` retries a failed publish with the
-same `Idempotency-Key`, so a publisher that lost the answer (its worker was killed) does not
-add a duplicate. `stalled_stream` is the opposite of a listener: it asks for the stream and
-never reads a byte, until its TCP window is full.
+Published messages carry a number `n` (`server.clients.publisher.publish_numbered`), so
+`tally` can count what a listener lost, got twice, or got out of order. `stalled_stream` is the
+opposite of a listener: it asks for the stream and never reads a byte, until its TCP window is
+full.
 
 httpx costs about 0.1 ms of CPU per event; fine for tens of listeners at hundreds of events
 per second. For thousands of streams, see `server.clients.load`.
@@ -40,8 +39,6 @@ from server.clients.http_raw import build_request
 from server.clients.load import loopback_address
 from server.clients.resume import DEFAULT_RETRY_MS, next_ready_state
 from server.sse import MEDIA_TYPE, Decoder, Event
-
-RETRYABLE = (502, 503, 504)  # a proxy or a worker that could not take it now: try again
 
 
 @dataclass(frozen=True)
@@ -233,79 +230,6 @@ def tally(numbers: list[int], published: Iterable[int]) -> Tally:
         duplicated=len(numbers) - len(unique),
         out_of_order=sum(1 for a, b in itertools.pairwise(numbers) if b < a),
     )
-
-
-# --- publishing ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Published:
-    n: int
-    id: str | None  # the broker's id (streams), or None
-    worker: str  # the worker that accepted it
-    attempts: int
-
-
-async def publish(
-    client: httpx.AsyncClient,
-    url: str,
-    data: Mapping[str, Any],
-    *,
-    key: str | None = None,
-    attempts: int = 50,
-    retry_delay: float = 0.05,
-) -> tuple[httpx.Response, int]:
-    """POST `data` to `url` (…/publish) until it is accepted (201) or refused for good.
-
-    A 502/503/504 or a broken connection is retried after `retry_delay` seconds, up to
-    `attempts` times, with the same `Idempotency-Key` (`key`): the first try may have been
-    stored before its answer was lost. Returns the last response (its status says which)
-    and the number of attempts made.
-    """
-    headers = {"Idempotency-Key": key} if key else {}
-    response: httpx.Response | None = None
-    for attempt in range(1, attempts + 1):
-        try:
-            response = await client.post(url, json=dict(data), headers=headers)
-        except httpx.TransportError:
-            response = None
-        if response is not None and response.status_code not in RETRYABLE:
-            return response, attempt
-        await asyncio.sleep(retry_delay)
-    if response is None:
-        raise httpx.ConnectError(f"no answer from {url} in {attempts} attempts")
-    return response, attempts
-
-
-async def publish_numbered(
-    client: httpx.AsyncClient,
-    url: str,
-    numbers: Iterable[int],
-    *,
-    interval: float = 0.0,
-    key_prefix: str = "",
-    extra: Mapping[str, Any] | None = None,
-    into: list[Published] | None = None,
-) -> list[Published]:
-    """Publish `{"n": n, "t": time.time(), **extra}` for each n, one after the other.
-
-    Each waits for its 201 (retrying as `publish` does, with the key `key_prefix` + n when
-    `key_prefix` is set), then `interval` seconds. Raises if one is refused for good. Each
-    accepted one is appended to `into` at once (pass a list to watch progress from another
-    task), which is also returned.
-    """
-    published = into if into is not None else []
-    for n in numbers:
-        key = f"{key_prefix}{n}" if key_prefix else None
-        data = {"n": n, "t": time.time(), **(extra or {})}
-        response, attempts = await publish(client, url, data, key=key)
-        if response.status_code != 201:
-            raise RuntimeError(f"publish {n}: {response.status_code} {response.text}")
-        body = response.json()
-        published.append(Published(n, body["id"], body["worker"], attempts))
-        if interval:
-            await asyncio.sleep(interval)
-    return published
 
 
 # --- a client that stops reading -------------------------------------------------------------

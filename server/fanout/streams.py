@@ -18,8 +18,8 @@ now on live entries queue up for it), then reads what it missed with `XRANGE roo
 (the `(` makes the start exclusive), page by page, and then the live queue, skipping any
 entry at or below the last id it sent. Joining before reading is what leaves no gap: an entry
 is either old enough for the XRANGE or new enough for the queue, often both, never neither.
-It needs one more condition, which `subscribe` waits for: the worker's follower must already
-have a cursor, or an entry added between the catch-up and the follower's first read would
+It needs one more condition, which the catch-up waits for: the worker's follower must already
+have its cursor, or an entry added between the catch-up and the follower's first read would
 fall between them.
 
 **Reset**: an `L` older than the oldest entry still kept (trimmed away by `MAXLEN`), or one

@@ -6,7 +6,6 @@ where a missing browser is a failure.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -14,7 +13,6 @@ from urllib.parse import quote, urlparse
 import httpx
 import pytest
 
-from server.course.browser import BrowserNotFoundError, find_chromium, launch_options
 from server.course.launcher import Server, free_port, start_app
 from server.seed_texts import PROMPT, REPLY
 from server.sse import Decoder
@@ -23,22 +21,6 @@ pytestmark = pytest.mark.browser
 
 APP = "server.apps.fastapi_streams:app"
 XSS = '<img src=x onerror="window.pwned = true">'
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        find_chromium()
-    except BrowserNotFoundError as error:
-        if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {error}")
-        pytest.skip(str(error))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(**launch_options())
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ Timing asserts are generous deadlines for the behaviour on a loaded 2-core machi
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import ssl
 import subprocess
@@ -30,7 +29,6 @@ from server.clients.load import HeldStreams, LoadSummary
 from server.clients.resume import read_with_resume
 from server.course import nginx
 from server.course.binaries import find_binary
-from server.course.browser import BrowserNotFoundError, find_chromium, launch_options
 from server.course.certificate import Certificate, self_signed_certificate
 from server.course.errors import LauncherError
 from server.course.launcher import Server, start_app, start_nginx
@@ -354,22 +352,6 @@ TEN_SOURCES = """(n) => {
         source.onmessage = () => { window.counts[i] += 1; };
     }
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        find_chromium()
-    except BrowserNotFoundError as error:
-        if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {error}")
-        pytest.skip(str(error))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(**launch_options())
-        yield chromium
-        chromium.close()
 
 
 def open_ten(browser: Any, proxy: Server, until: str) -> tuple[str, list[int]]:

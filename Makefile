@@ -8,7 +8,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup lab test test-unit test-solutions test-notebooks lint notebooks solutions bench
+.PHONY: setup lab test test-unit test-solutions test-notebooks lint notebooks solutions bench preflight
 
 setup:  ## the virtualenv, the pinned packages, nginx and redis-server
 	@tools/setup.sh
@@ -44,6 +44,10 @@ notebooks:  ## regenerate the learner copies from solutions/
 
 solutions:  ## re-execute the solved notebooks in place (then review the diff)
 	$(PY) tools/run_solutions.py $(NB)
+
+preflight:  ## before a workshop, on the hub image: the environment, the hub path, two learners at once
+	$(PY) -m server.course.doctor
+	$(PYTEST) tests/test_hub.py -q
 
 bench:
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -74,6 +74,12 @@ __all__ = [
     "stop_all",
 ]
 
+# How long a server may take to say it listens. A server that crashes is reported the moment
+# it exits, so this only bounds a hung start; it is generous because importing an app (the
+# openai client, Django, FastAPI) takes seconds of CPU on a loaded 2-core machine (at a load
+# average of 10, the relay took over 20 s).
+READY_TIMEOUT = 60.0
+
 # The line each server prints once it listens; the group is the port it bound.
 UVICORN_LISTENING = r"Uvicorn running on https?://\S+:(\d+)"
 GUNICORN_LISTENING = r"Listening at: https?://\S+:(\d+)"
@@ -87,7 +93,7 @@ def start_app(
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     ready_path: str = "/",
-    timeout: float = 20.0,
+    timeout: float = READY_TIMEOUT,
     name: str | None = None,
 ) -> Server:
     """Run an ASGI app under uvicorn, given as an import string (`"server.apps.http_demo:app"`).
@@ -125,7 +131,7 @@ def start_gunicorn(
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     ready_path: str = "/",
-    timeout: float = 20.0,
+    timeout: float = READY_TIMEOUT,
     name: str | None = None,
 ) -> Server:
     """Run a WSGI app under gunicorn (`"server.apps.django_streams.wsgi:application"`).
@@ -162,7 +168,7 @@ def start_command(
     host: str = LOOPBACK,
     env: Mapping[str, str] | None = None,
     ready_path: str = "/",
-    timeout: float = 20.0,
+    timeout: float = READY_TIMEOUT,
     name: str | None = None,
 ) -> Server:
     """Run any server command that binds a TCP port and answers HTTP.
@@ -197,7 +203,7 @@ def start_command(
     return start(recipe, port, workdir=workdir)
 
 
-def start_redis(*, port: int | None = None, timeout: float = 10.0) -> Server:
+def start_redis(*, port: int | None = None, timeout: float = READY_TIMEOUT) -> Server:
     """Run a throwaway redis-server on loopback: no persistence, data lives in memory only."""
     binary = find_binary("redis-server")
     command = (
@@ -221,7 +227,7 @@ def start_python(
     *,
     port: int | None = None,
     name: str | None = None,
-    timeout: float = 10.0,
+    timeout: float = READY_TIMEOUT,
     listening: str = r"\bon 127\.0\.0\.1:\d+",
 ) -> Server:
     """Run `python -m module *args`, a TCP server of the course's own (the wiretap, say).

@@ -76,7 +76,7 @@ def start_nginx(
     keepalive: int | None = 16,
     tls: Certificate | None = None,
     http2: bool = False,
-    timeout: float = 10.0,
+    timeout: float = 60.0,  # only bounds a hung start: a crash is reported at once
 ) -> Server:
     """Run nginx as a reverse proxy in front of `upstreams` (Servers or "host:port" strings).
 

@@ -20,7 +20,7 @@ checks are that spread (at least half the time the server takes to produce the s
 first token coming before half of the last one's time: deadlines a loaded machine still meets,
 which a buffered response cannot.
 
-What jupyter-server-proxy 4.6 does, read in its `handlers.py` and checked here:
+What jupyter-server-proxy 4.6 does, read in its `handlers.py` (and checked where a test is named):
 - it streams a response only when the request's `Accept` is exactly `text/event-stream`, and
   buffers any other whole (`test_without_the_event_stream_accept_the_proxy_buffers`): the pages'
   `fetch()` calls must send that header;
@@ -28,7 +28,7 @@ What jupyter-server-proxy 4.6 does, read in its `handlers.py` and checked here:
   with `Last-Event-ID`, a `fetch` reader sees the stream end without `done`;
 - it never tells the server that the browser left: the stream runs on, unread, until it ends
   or those 7,200 s pass (`test_the_proxy_does_not_tell_the_server_that_the_browser_left`);
-- a server that is down is an HTTP error (599), not a lost connection, so `EventSource` closes
+- a server that is down is an HTTP error (5xx), not a lost connection, so `EventSource` closes
   for good instead of reconnecting, as with lesson 05's 502: only a page-level retry comes back
   (`test_a_server_restart_behind_the_proxy_needs_the_page_level_retry`).
 

@@ -3,7 +3,8 @@
 On a shared JupyterHub every learner has a home of their own, a kernel of their own and the
 course's servers as that kernel's children, and they all share one machine and one `/tmp`.
 This runs that: N learner processes at once, each with its own `HOME` (so its own Jupyter
-runtime files, IPython history and matplotlib cache), all sharing `/tmp`, each executing the
+runtime files, IPython history and matplotlib cache) and its own `JUPYTERHUB_SERVICE_PREFIX`
+(so the lessons build their links as on a hub), all sharing `/tmp`, each executing the
 lessons in a fresh kernel with nbclient, as `tools/run_solutions.py` does (nothing is written
 back). With `--users` (as root), each learner is also a Unix user of its own, created with
 `useradd` for the run and removed after it.
@@ -223,6 +224,7 @@ class Learner:
     def start(self, notebooks: list[Path], run_id: str) -> None:
         self.marker = f"{run_id}-{self.index}"
         env = {**os.environ, "HOME": str(self.home), "JUPYTER_PLATFORM_DIRS": "1"}
+        env["JUPYTERHUB_SERVICE_PREFIX"] = f"/user/{USER_PREFIX}{self.index}/"  # as a hub sets
         env[MARKER] = self.marker
         for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "TMPDIR"):
             env.pop(name, None)  # theirs, under HOME; and the one shared /tmp

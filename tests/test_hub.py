@@ -40,7 +40,6 @@ Chromium missing: the browser tests skip with the reason, unless COURSE_REQUIRE_
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -54,7 +53,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from server.course.browser import BrowserNotFoundError, find_chromium, launch_options
 from server.course.launcher import Server, free_port, start_app, start_command
 from server.sse import Decoder
 
@@ -138,22 +136,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         env.delenv("COURSE_PROXY_PREFIX", raising=False)
         env.setenv("JUPYTERHUB_SERVICE_PREFIX", PREFIX)  # the kernel's side: browser_url reads it
         yield Hub(server, token)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        find_chromium()
-    except BrowserNotFoundError as error:
-        if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {error}")
-        pytest.skip(str(error))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(**launch_options())
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -7,8 +7,11 @@ carry the time they were sent (`"sent"`, the app's `time.time()`), so on the sam
 client: in the network stack, and in any proxy on the way. Lesson 08 measures nginx with it,
 one directive at a time; `bench/bench_nginx.py` with a thousand streams open.
 
-Both times are given in seconds since the request was sent, the clock of `event_arrivals`,
-so a timeline can draw each event twice: once when it left the app, once when it arrived.
+Both times are seconds since the request was sent, read on one clock from one zero: the wall
+clock the app stamps "sent" with, and ours at each arrival. (Two clocks with two zeros, a wall
+clock for "sent" and `event_arrivals`' own monotonic one for "received", put an event's
+arrival before its sending on a loaded machine.) So a timeline can draw each event twice:
+once when it left the app, once when it arrived.
 """
 
 from __future__ import annotations
@@ -47,15 +50,18 @@ def deliveries(
     stream breaks (a proxy that cuts it, say). Use a finite stream (`?limit=N`).
     """
     http = client or httpx.Client(timeout=timeout)
+    arrived: list[float] = []  # the wall clock at each arrival, the clock "sent" is read on
     try:
-        started = time.time()  # wall clock; event_arrivals starts its own clock right after
-        arrivals = event_arrivals(url, headers=headers, client=http)
+        started = time.time()
+        arrivals = event_arrivals(
+            url, headers=headers, client=http, on_arrival=lambda _: arrived.append(time.time())
+        )
     finally:
         if client is None:
             http.close()
     return [
-        Delivery(a.event.id or "", json.loads(a.event.data)["sent"] - started, a.seconds)
-        for a in arrivals
+        Delivery(a.event.id or "", json.loads(a.event.data)["sent"] - started, at - started)
+        for a, at in zip(arrivals, arrived, strict=True)
     ]
 
 

@@ -14,6 +14,8 @@ a 201 for a message that went nowhere is not.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any, Protocol, Self
 
 import redis.asyncio as aioredis
@@ -83,6 +85,36 @@ class Broker(Protocol):
         A broker that keeps no history raises `ValueError` for `history` > 0.
         """
         ...
+
+
+class RedisFollower:
+    """What both Redis brokers share: one connection, and one task per worker that follows
+    Redis and feeds the hub. `_follow` sets `_ready` once a worker receives what is published
+    (subscribed, or holding its stream cursor); `start` waits a little for that."""
+
+    STARTUP_WAIT = 5.0  # seconds a starting worker waits for Redis before serving
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis = connect(redis_url)
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _follow(self) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Start following; wait (a little) until ready, so a worker that says it is ready
+        really receives what is published from then on."""
+        self._task = asyncio.create_task(self._follow())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), self.STARTUP_WAIT)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.redis.aclose()
 
 
 class LiveFeed:

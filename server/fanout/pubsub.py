@@ -16,13 +16,17 @@ import asyncio
 import contextlib
 
 from server.event_ids import StreamId
-from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN, BrokerUnavailable, LiveFeed, connect
+from server.fanout.broker import (
+    RECONNECT_EVERY,
+    REDIS_DOWN,
+    BrokerUnavailable,
+    LiveFeed,
+    RedisFollower,
+)
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message
 
-STARTUP_WAIT = 5.0  # seconds a starting worker waits for its subscription before serving
 
-
-class PubSubBroker:
+class PubSubBroker(RedisFollower):
     """PUBLISH to a channel; one SUBSCRIBE per worker feeding its hub."""
 
     kind = "pubsub"
@@ -31,29 +35,13 @@ class PubSubBroker:
     def __init__(
         self, redis_url: str, channel: str = "room", queue_size: int = DEFAULT_QUEUE_SIZE
     ) -> None:
-        self.redis = connect(redis_url)
+        super().__init__(redis_url)
         self.channel = channel
         self.hub = Hub(queue_size)
-        self._subscribed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
-        return self._subscribed.is_set()
-
-    async def start(self) -> None:
-        """Subscribe in the background; wait (a little) until subscribed, so that a worker
-        that says it is ready really receives what is published from then on."""
-        self._task = asyncio.create_task(self._follow())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), STARTUP_WAIT)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.redis.aclose()
+        return self._ready.is_set()  # subscribed
 
     async def publish(self, data: str, *, key: str | None = None) -> str | None:
         """PUBLISH `data`. Pub/sub gives no id, and `key` changes nothing: a retried publish
@@ -74,14 +62,14 @@ class PubSubBroker:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self._subscribed.set()
+                self._ready.set()
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         self.hub.publish(Message(message["data"]))
             except REDIS_DOWN:
                 pass  # what was published from now until the next SUBSCRIBE is lost
             finally:
-                self._subscribed.clear()
+                self._ready.clear()
                 with contextlib.suppress(*REDIS_DOWN):
                     await pubsub.aclose()
             await asyncio.sleep(RECONNECT_EVERY)

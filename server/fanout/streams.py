@@ -34,7 +34,6 @@ kept entry gets a reset it did not strictly need.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
@@ -43,13 +42,12 @@ from typing import Any, Self
 import redis.asyncio as aioredis
 
 from server.event_ids import StreamId, parse_stream_id
-from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN, BrokerUnavailable, connect
+from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN, BrokerUnavailable, RedisFollower
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message, Subscription
 
 DEFAULT_MAXLEN = 10_000  # entries kept, about
 PAGE = 200  # entries per XRANGE while catching up, and per XREAD
 BLOCK_MS = 2000  # how long one XREAD waits for a new entry
-STARTUP_WAIT = 5.0  # seconds a starting worker waits for Redis before serving
 IDEMPOTENCY_TTL = 3600  # seconds an idempotency key is remembered
 
 # KEYS[1] the stream, KEYS[2] the key's marker; ARGV: maxlen, data, ttl. Atomic in Redis.
@@ -64,7 +62,7 @@ return id
 Entry = tuple[str, dict[str, str]]  # (id, fields), as redis-py returns stream entries
 
 
-class StreamsBroker:
+class StreamsBroker(RedisFollower):
     """XADD to a stream; one XREAD loop per worker; per-client catch-up with XRANGE."""
 
     kind = "streams"
@@ -78,15 +76,13 @@ class StreamsBroker:
         maxlen: int = DEFAULT_MAXLEN,
         queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
-        self.redis = connect(redis_url)
+        super().__init__(redis_url)
         self.key = key
         self.maxlen = maxlen
         self.hub = Hub(queue_size)
         self._xadd_once = self.redis.register_script(XADD_ONCE)
         self._cursor: str | None = None  # the last id the follower has handed to the hub
-        self._following = asyncio.Event()  # set once the follower has a cursor
-        self._healthy = False
-        self._task: asyncio.Task[None] | None = None
+        self._healthy = False  # _ready is set once the follower has a cursor
 
     @property
     def healthy(self) -> bool:
@@ -95,20 +91,7 @@ class StreamsBroker:
     @property
     def following(self) -> bool:
         """Whether the worker's follower has its cursor (a catch-up must wait until it has)."""
-        return self._following.is_set()
-
-    async def start(self) -> None:
-        """Start following; wait (a little) for the cursor, so a ready worker misses nothing."""
-        self._task = asyncio.create_task(self._follow())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._following.wait(), STARTUP_WAIT)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.redis.aclose()
+        return self._ready.is_set()
 
     async def publish(self, data: str, *, key: str | None = None) -> str:
         """XADD `data`; its id. With `key`, a second publish with the same key (within an
@@ -150,7 +133,7 @@ class StreamsBroker:
                 if self._cursor is None:
                     newest = await self.newest(1)
                     self._cursor = newest[0][0] if newest else "0-0"
-                    self._following.set()
+                    self._ready.set()
                 elif not self._healthy:
                     await self.redis.ping()  # back? (XREAD would only say so when it returns)
                 self._healthy = True  # only after a command succeeded

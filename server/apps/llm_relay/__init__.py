@@ -42,7 +42,9 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from server.apps.llm_relay.config import (
+from server.apps.llm_relay.heartbeat import HeartbeatResponse
+from server.apps.llm_relay.relay import chat_events, log, relay_events, upstream_chunks
+from server.llm.config import (
     CONNECT_TIMEOUT,
     LOCAL_KEY,
     NoUpstreamError,
@@ -51,8 +53,6 @@ from server.apps.llm_relay.config import (
     read_env,
     upstream_from_env,
 )
-from server.apps.llm_relay.heartbeat import HeartbeatResponse
-from server.apps.llm_relay.relay import chat_events, log, relay_events, upstream_chunks
 
 __all__ = [
     "LOCAL_KEY",

@@ -23,7 +23,6 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from server.apps.llm_relay.config import Upstream
 from server.apps.llm_relay.relay import (
     CLOSE_TIMEOUT,
     close_within,
@@ -31,6 +30,7 @@ from server.apps.llm_relay.relay import (
     explain,
     status_of,
 )
+from server.llm.config import Upstream
 from server.sse import encode_json
 
 

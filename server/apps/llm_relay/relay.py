@@ -2,7 +2,8 @@
 
 One chat request is an async generator, `chat_events`, in three layers:
 
-1. `upstream_chunks` reads the raw body of a streamed Chat Completion and yields each chunk as
+1. `upstream_chunks` (in the core, `server.llm.chunks`, since the capstone reads its
+   upstream the same way) reads the raw body of a streamed Chat Completion and yields each chunk as
    a dict, checked to have the shape the next layer reads. Everything wrong with the upstream
    becomes an `openai.APIError`, as the `openai` client's own stream would raise it: a
    ``data: {"error": ...}`` chunk, data that is not JSON or not a chunk, an event too big to
@@ -19,114 +20,34 @@ One chat request is an async generator, `chat_events`, in three layers:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-import anyio
-import httpx2
 import openai
-from openai import AsyncAPIResponse, AsyncStream
 from openai.types.chat import ChatCompletionMessageParam
 
-from server.apps.llm_relay.config import Upstream
-from server.sse import BufferLimitExceeded, Decoder, encode_json
+from server.llm.chunks import upstream_chunks
+from server.llm.config import Upstream
+from server.llm.upstream import CLOSE_TIMEOUT, close_within, explain, status_of
+from server.sse import encode_json
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "chat_events",
+    "close_within",
+    "error_event",
+    "explain",
+    "relay_events",
+    "status_of",
+    "upstream_chunks",
+]
 
 log = logging.getLogger("uvicorn.error")
-
-MAX_EVENT = 1 << 20  # characters held for one upstream event; a chunk is a few hundred
-CLOSE_TIMEOUT = 5.0  # seconds to close the upstream response; then leave it to the collector
-JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number",
-              float: "a number", bool: "a boolean", type(None): "null"}  # fmt: skip
 
 
 def error_event(message: str, status: int | None = None) -> bytes:
     return encode_json({"message": message, "status": status}, event="error")
-
-
-def status_of(error: openai.APIError) -> int | None:
-    """The HTTP status behind `error`, if it has one: only `openai.APIStatusError` (a 401, a
-    429, ...) does; a broken or timed-out connection, or an error inside a stream, has none."""
-    return error.status_code if isinstance(error, openai.APIStatusError) else None
-
-
-# --- 1. the upstream's body --------------------------------------------------------------------
-
-
-def check_chunk(chunk: Any) -> dict[str, Any]:
-    """`chunk` if `relay_events` can read it, else `ValueError` saying which part is wrong."""
-
-    def expect(value: Any, kind: type, where: str, optional: bool = True) -> None:
-        if (value is None and optional) or (isinstance(value, kind) and type(value) is not bool):
-            return
-        got = JSON_NAMES.get(type(value), type(value).__name__)
-        raise ValueError(f"{where}: expected {JSON_NAMES[kind]}, got {got}")
-
-    expect(chunk, dict, "the chunk", optional=False)
-    expect(chunk.get("choices"), list, "choices")
-    for index, choice in enumerate(chunk.get("choices") or ()):
-        expect(choice, dict, f"choices[{index}]", optional=False)
-        expect(choice.get("delta"), dict, f"choices[{index}].delta")
-        expect((choice.get("delta") or {}).get("content"), str, f"choices[{index}].delta.content")
-        expect(choice.get("finish_reason"), str, f"choices[{index}].finish_reason")
-    expect(chunk.get("usage"), dict, "usage")
-    return chunk
-
-
-def parse_chunk(data: str, request: httpx2.Request) -> dict[str, Any]:
-    """One upstream event's data as a checked chunk, or the `openai.APIError` it amounts to."""
-    try:
-        chunk = json.loads(data)
-    except ValueError as error:  # say so in the stream rather than crash it
-        message = f"The upstream sent something that is not JSON: {data[:80]!r}"
-        raise openai.APIError(message, request, body=None) from error
-    if isinstance(chunk, dict) and chunk.get("error"):
-        body = chunk["error"]
-        said = body.get("message") if isinstance(body, dict) else None
-        message = said if isinstance(said, str) and said else "An error occurred during streaming"
-        raise openai.APIError(message, request, body=body)
-    try:
-        return check_chunk(chunk)
-    except ValueError as error:
-        message = f"The upstream sent a chunk this relay cannot read ({error}): {data[:80]!r}"
-        raise openai.APIError(message, request, body=None) from None
-
-
-async def upstream_chunks(response: AsyncAPIResponse[Any]) -> AsyncIterator[dict[str, Any]]:
-    """The Chat Completion chunks of a streamed upstream response, as checked plain dicts.
-
-    The body is the SSE stream of lesson 06, section 2: ``data: {chunk}`` events, then
-    ``data: [DONE]``. This does with it what the `openai` client's own stream would do, minus
-    the part that made the relay slow: building a pydantic `ChatCompletionChunk` for every
-    token (and the client's slower SSE parser), where a dict from `json.loads` is all the
-    relay needs. Every failure is an `openai.APIError` (`APIConnectionError` or
-    `APITimeoutError` when the connection breaks or goes silent for too long).
-    """
-    decoder = Decoder(max_buffer=MAX_EVENT)
-    request = response.http_response.request
-    finished = False
-    try:
-        async for data in response.iter_bytes():
-            for event in decoder.feed(data):
-                if event.data == "[DONE]":  # the end (not JSON); read on to the end of the body,
-                    finished = True  # so that the client can reuse the connection
-                    continue
-                yield parse_chunk(event.data, request)
-        decoder.close()
-    except BufferLimitExceeded as error:
-        message = (
-            f"The upstream sent an event larger than {MAX_EVENT} characters, far more than "
-            "any chunk: is it an event stream?"
-        )
-        raise openai.APIError(message, request, body=None) from error
-    except httpx2.TimeoutException as error:  # httpx2 is the openai client's HTTP library
-        raise openai.APITimeoutError(request) from error
-    except httpx2.RequestError as error:
-        raise openai.APIConnectionError(request=request) from error
-    if not finished:
-        message = "The upstream ended its stream without [DONE]: the reply may be cut short."
-        raise openai.APIError(message, request, body=None)
 
 
 # --- 2. chunks to events -----------------------------------------------------------------------
@@ -166,41 +87,6 @@ async def relay_events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[b
 
 
 # --- 3. one chat request -----------------------------------------------------------------------
-
-
-def explain(error: openai.APIError, upstream: Upstream) -> str:
-    """A message a learner can act on, for an error before the first token."""
-    if isinstance(error, openai.AuthenticationError):
-        return (
-            f"{upstream.label} rejected the API key (401). Set OPENAI_API_KEY in .env or in "
-            "the environment, then restart the relay."
-        )
-    if isinstance(error, openai.RateLimitError):
-        wait = error.response.headers.get("retry-after")
-        return f"{upstream.label} is rate limiting (429); try again in {wait or 'a few'} s."
-    if isinstance(error, openai.APIStatusError):
-        return f"{upstream.label} answered {error.status_code}: {error.message}"
-    if isinstance(error, openai.APITimeoutError):
-        return f"{upstream.label} did not answer in time (RELAY_TIMEOUT)."
-    if isinstance(error, openai.APIConnectionError):
-        return f"Could not reach {upstream.label}: is it running? ({error.message})"
-    return f"{upstream.label} failed: {error.message}"
-
-
-async def close_within(response: AsyncAPIResponse[Any] | AsyncStream[Any], seconds: float) -> None:
-    """Close the upstream response, which is what stops the generation when the browser left.
-
-    The stream is usually being cancelled right then: the close is shielded, or anyio would
-    cancel it too, and bounded, so that an upstream that never lets go cannot hold the
-    relay's response open either.
-    """
-    with anyio.move_on_after(seconds, shield=True) as scope:
-        try:
-            await response.close()
-        except Exception:  # nothing left to tell the browser; the log keeps it
-            log.exception("closing the upstream response failed")
-    if scope.cancelled_caught:
-        log.warning("closing the upstream response took over %g s: abandoned", seconds)
 
 
 async def chat_events(

@@ -1,0 +1,217 @@
+"""The capstone's HTTP API: every refusal a JSON ``{"detail": ..., "error": ...}`` the page shows.
+
+    GET  api/session                        a session cookie (the page sets one too)
+    POST api/chat                           {"message": "...", "conversation": id or null}
+                                            -> 202 {"reply", "conversation", "events", ...}
+    GET  api/replies/<reply>/events         the reply as SSE (`delivery`); Last-Event-ID resumes
+    POST api/replies/<reply>/stop           end it now, and stop the upstream generation
+    GET  api/conversations/<conversation>   the history, and the reply still generating, if any
+
+Refusals, in the order they are checked, and nothing is stored by any of them:
+
+- no session cookie: 401; a forged one: 403 (`session`);
+- a body over ``MAX_BODY_BYTES`` or a message over ``MAX_MESSAGE_CHARS``: 413;
+- a body that is not JSON: 400; JSON of the wrong shape: 422, saying which field;
+- over ``RATE_PER_MINUTE``: 429 with ``Retry-After`` (the seconds left in the minute);
+- ``MAX_ACTIVE`` replies already generating: 429 with ``Retry-After: 1`` ("stop one, or wait");
+- Redis unreachable: 503 with ``Retry-After``.
+
+A POST may carry an ``Idempotency-Key``: sent again (a retry after a lost answer, or a 502
+while a worker died), it returns the reply the first one made instead of a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.apps.capstone import history
+from server.apps.capstone.delivery import reply_events
+from server.apps.capstone.generation import Generator
+from server.apps.capstone.metrics import CONTENT_TYPE, Metrics
+from server.apps.capstone.replies import Keys, Replies
+from server.apps.capstone.session import COOKIE, SessionRefused, user_of
+from server.apps.capstone.settings import Settings
+from server.event_ids import parse_stream_id
+from server.fanout.broker import REDIS_DOWN
+from server.send_deadline import SendDeadline
+from server.sse_response import sse_response
+
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+REPLY_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class Refused(Exception):
+    """A request the API refuses: the status, a sentence for the page, a reason for metrics."""
+
+    def __init__(
+        self, status: int, detail: str, reason: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.reason, self.headers = status, detail, reason, headers
+
+
+async def refused(request: Request, error: Exception) -> Response:
+    """The app's handler for `Refused` and `SessionRefused`."""
+    if isinstance(error, SessionRefused):
+        error = Refused(error.status, str(error), "session")
+    assert isinstance(error, Refused)
+    request.app.state.metrics.refused.labels(error.reason).inc()
+    body = {"detail": error.detail, "error": error.reason}
+    return JSONResponse(body, error.status, headers=error.headers)
+
+
+def session_user(request: Request) -> str:
+    user = user_of(request.cookies.get(COOKIE), request.app.state.settings.session_secret)
+    request.state.user = user[:8]  # for the access log: enough to follow one user's requests
+    return user
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with a 413 as soon as it is known to be over `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    too_big = f"The request is too large: at most {limit} bytes."
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(413, too_big, "too_large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, too_big, "too_large")
+    return body
+
+
+def parse_chat(body: bytes, settings: Settings) -> tuple[str, str | None]:
+    """(message, conversation id or None) from a chat POST's body."""
+    try:
+        value = json.loads(body)
+    except ValueError as error:
+        raise Refused(400, f"The body is not valid JSON ({error}).", "bad_request") from None
+    if not isinstance(value, dict):
+        example = '{"message": "hi"}'
+        raise Refused(422, f"The body must be a JSON object such as {example}.", "bad_request")
+    message, conversation = value.get("message"), value.get("conversation")
+    if not isinstance(message, str) or not message.strip():
+        raise Refused(422, "'message' must be a non-empty string.", "bad_request")
+    if len(message) > settings.max_message_chars:
+        detail = (
+            f"The message is too long: {len(message)} characters, at most "
+            f"{settings.max_message_chars}."
+        )
+        raise Refused(413, detail, "too_large")
+    if conversation is not None and not (
+        isinstance(conversation, str) and history.CONVERSATION_ID.fullmatch(conversation)
+    ):
+        raise Refused(422, "'conversation' must be null or an id this server gave.", "bad_request")
+    return message.strip(), conversation
+
+
+async def chat(request: Request) -> Response:
+    """Accept a message: record it, start its reply, and say where to read the reply."""
+    state = request.app.state
+    settings: Settings = state.settings
+    user = session_user(request)
+    message, conversation = parse_chat(await read_body(request, settings.max_body_bytes), settings)
+    idem = request.headers.get("idempotency-key")
+    if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
+        raise Refused(422, "Idempotency-Key must be 1-64 letters, digits or ._:-", "bad_request")
+    keys = Keys(uuid.uuid4().hex, user, conversation or uuid.uuid4().hex)
+    replies: Replies = state.replies
+    try:
+        past = await history.read(replies.redis, user, keys.conv)
+        messages = history.upstream_messages(past["messages"], settings.upstream_history)
+        messages.append({"role": "user", "content": message})
+        outcome, value = await replies.start(
+            keys, messages=messages, seed=random.randrange(2**31), owner=settings.worker,
+            lease=settings.lease_seconds, max_active=settings.max_active,
+            rate=settings.rate_per_minute, idem=idem,
+            user_message=json.dumps({"role": "user", "content": message}, ensure_ascii=False),
+        )  # fmt: skip
+        if outcome == "again":
+            keys = await replies.keys_of(value) or keys
+    except REDIS_DOWN:
+        detail = "The chat's store (Redis) is unreachable; nothing was stored. Try again soon."
+        raise Refused(503, detail, "redis", {"Retry-After": "2"}) from None
+    if outcome == "rate":
+        seconds = max(1, int(value))
+        detail = (
+            f"Too many messages: at most {settings.rate_per_minute} a minute. "
+            f"Try again in {seconds} s."
+        )
+        raise Refused(429, detail, "rate", {"Retry-After": str(seconds)})
+    if outcome == "busy":
+        detail = (
+            f"You already have {value} replies streaming (at most {settings.max_active}). "
+            "Wait for one to finish, or stop it."
+        )
+        raise Refused(429, detail, "busy", {"Retry-After": "1"})
+    if outcome == "ok":
+        state.generator.launch(keys)
+    body = {
+        "reply": keys.reply,
+        "conversation": keys.conv,
+        "events": f"api/replies/{keys.reply}/events",
+        "stop": f"api/replies/{keys.reply}/stop",
+        "worker": settings.worker,
+        "seed": int((await replies.record(keys.reply)).get("seed", 0)),
+    }
+    return JSONResponse(body, 202 if outcome == "ok" else 200)
+
+
+async def _own_reply(request: Request, user: str) -> Keys:
+    reply = request.path_params["reply"]
+    keys = await request.app.state.replies.keys_of(reply) if REPLY_ID.fullmatch(reply) else None
+    if keys is None or keys.user != user:  # another user's reply does not exist, for you
+        raise Refused(404, "No such reply (it expired, or it is not yours).", "not_found")
+    return keys
+
+
+async def events(request: Request) -> Response | SendDeadline:
+    """The reply as an event stream, from the client's Last-Event-ID on."""
+    settings: Settings = request.app.state.settings
+    keys = await _own_reply(request, session_user(request))
+    try:
+        after = parse_stream_id(request.headers.get("last-event-id"))
+    except ValueError as error:
+        raise Refused(400, str(error), "bad_request") from None
+    body = reply_events(
+        request.app.state.replies.redis, keys.reply, after, heartbeat=settings.heartbeat,
+        retry_ms=settings.retry_ms, metrics=request.app.state.metrics,
+    )  # fmt: skip
+    return SendDeadline(sse_response(body), settings.send_timeout, lambda: None)
+
+
+async def stop(request: Request) -> Response:
+    """End the reply with ``stopped``; its generator stops the upstream at its next step."""
+    user = session_user(request)
+    keys = await _own_reply(request, user)
+    outcome = await request.app.state.replies.end(
+        keys, "stopped", {"message": "Stopped."}, user=user
+    )
+    if outcome != "ok":
+        raise Refused(409, f"The reply has already ended ({outcome}).", "conflict")
+    request.app.state.metrics.replies.labels("stopped").inc()
+    generator: Generator = request.app.state.generator
+    generator.cancel(keys.reply)  # here at once; on another worker at its next token or renewal
+    return JSONResponse({"status": "stopped", "reply": keys.reply})
+
+
+async def conversation(request: Request) -> Response:
+    user = session_user(request)
+    conv = request.path_params["conversation"]
+    if not history.CONVERSATION_ID.fullmatch(conv):
+        raise Refused(400, "A conversation id is 32 hex digits.", "bad_request")
+    found: dict[str, Any] = await history.read(request.app.state.replies.redis, user, conv)
+    return JSONResponse({"conversation": conv, **found})
+
+
+async def metrics(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -5,7 +5,7 @@ runs nginx from there, as an ordinary user, touching nothing in /etc/nginx. The 
 whole config a learner needs to read: a prefix, an `upstream` block with keep-alive connections
 to the apps, and one proxied `location /` whose directives each call chooses. The default,
 `SSE_PROXY`, is what an SSE endpoint behind nginx needs; lesson 08 takes it apart one directive
-at a time and measures each.
+at a time and measures each. `websocket_proxy()` adds what a WebSocket needs (lesson 10).
 
 Beyond the location, each call can add directives at every level of the config (`main`,
 `http`, `upstream`, `server`), size the worker (`worker_connections`), drop the upstream
@@ -55,6 +55,33 @@ def sse_proxy(read_timeout: str = "1h") -> str:
 
 
 SSE_PROXY = sse_proxy()
+
+# In the `http` block, for `websocket_proxy` (nginx's "WebSocket proxying" page): the
+# `Connection` header to send upstream is "upgrade" when the client asked for an upgrade, and
+# none otherwise, so plain requests and SSE keep their keep-alive upstream connections.
+CONNECTION_UPGRADE_MAP = """map $http_upgrade $connection_upgrade {
+    default upgrade;
+    ''      "";
+}"""
+
+
+def websocket_proxy(read_timeout: str = "1h") -> str:
+    """`sse_proxy`, plus what a WebSocket handshake needs to get through (lesson 10).
+
+    `Upgrade` and `Connection` are hop-by-hop headers: a proxy never forwards them unless
+    told to. Without these two lines the app receives a plain GET, and the client gets that
+    GET's answer (a 404 from the course's apps) instead of `101 Switching Protocols`. Needs
+    `CONNECTION_UPGRADE_MAP` in the `http` block (`start_nginx(http=CONNECTION_UPGRADE_MAP)`).
+    `proxy_read_timeout` applies to a WebSocket as to a stream: silence for that long ends it.
+    """
+    lines = sse_proxy(read_timeout).splitlines()
+    lines.remove('proxy_set_header Connection "";')
+    upgrade = [
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+    ]
+    return "\n".join([lines[0], *upgrade, *lines[1:]])
+
 
 # nginx logs this once it has bound its port and forked its worker (error_log at "notice").
 _LISTENING = re.compile(r"start worker processes")

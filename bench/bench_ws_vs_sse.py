@@ -1,0 +1,171 @@
+"""The same chat over WebSocket and over SSE, on one worker: memory per idle connection,
+messages per second and CPU per message, side by side in one run (lesson 10).
+
+The app is `server.apps.ws_chat` (one uvicorn worker, uvicorn's defaults: uvloop, httptools,
+the websockets sans-I/O implementation with permessage-deflate offered). Both transports read
+the same room from the same in-memory hub, so only the transport differs. The load clients
+are as alike as can be: `server.clients.load.HeldStreams` for SSE and
+`server.clients.ws_load.HeldSockets` for WebSocket, both raw asyncio sockets in this process;
+the WebSocket client does not ask for compression (a browser would, see the lesson's bytes).
+
+For each transport, in turn, on a fresh server:
+
+1. **idle**: open `--idle` connections that receive nothing; the server's RSS (VmRSS from
+   /proc) with them open, minus before, over the number open: memory per idle connection;
+2. **burst**: `--clients` connections; one `POST /messages` asks for a reply of `--tokens`
+   tokens with no pacing (`TOKEN_DELAY=0`); each client receives tokens + 2 messages. From
+   the POST to the last message at every client: delivered messages per second, and the
+   server's CPU seconds (its own `time.process_time()`, from `/stats`) per delivered message.
+
+Numbers are reported, never asserted. Linux only (RSS from /proc). Run:
+`.venv/bin/python bench/bench_ws_vs_sse.py` (`--idle 1000 --clients 100 --tokens 2000`), or
+`--smoke` (a few seconds), as `tests/test_ws_chat.py` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from server.clients.load import HeldStreams, raise_open_files_limit
+from server.clients.measure import format_table
+from server.clients.ws_load import HeldSockets
+from server.course.launcher import Server, start_app
+
+APP = "server.apps.ws_chat:app"
+TRANSPORTS = ("SSE", "WebSocket")
+
+
+@dataclass
+class Result:
+    transport: str
+    idle_open: int
+    kib_per_idle: float
+    clients: int
+    delivered: int
+    seconds: float
+    server_cpu: float
+    client_cpu: float
+
+    @property
+    def per_second(self) -> float:
+        return self.delivered / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        return 1e6 * self.server_cpu / self.delivered if self.delivered else 0.0
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def held(transport: str, server: Server, n: int) -> Any:
+    """`n` connections of `transport` to the chat's room, as an async context manager."""
+    if transport == "SSE":
+        return HeldStreams(f"{server.url}/events", n)
+    return HeldSockets(f"{server.url}/ws", n)
+
+
+def opened(connections: Any) -> int:
+    if isinstance(connections, HeldStreams):
+        return sum(r.connected is not None for r in connections.records)
+    return int(connections.opened)
+
+
+async def wait_for(connections: Any, count: int, timeout: float) -> bool:
+    if isinstance(connections, HeldStreams):
+        return await connections.wait_for_events(count, timeout)
+    return bool(await connections.wait_for_messages(count, timeout))
+
+
+async def measure(transport: str, server: Server, idle: int, clients: int, tokens: int) -> Result:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        async with held(transport, server, 20) as warm:  # imports, first allocations
+            await http.post("/messages", json={"text": "warm up", "tokens": 5})
+            await wait_for(warm, 7, 30)
+        before = rss_kib(server.pid)
+        async with held(transport, server, idle) as connections:
+            idle_open = opened(connections)
+            # Give the server a moment to finish setting every connection up (one ping time).
+            await http.get("/stats")
+            kib = (rss_kib(server.pid) - before) / max(1, idle_open)
+        async with held(transport, server, clients) as connections:
+            cpu = (await http.get("/stats")).json()["cpu_seconds"]
+            started = time.perf_counter()
+            await http.post("/messages", json={"text": "go", "tokens": tokens})
+            done = await wait_for(connections, tokens + 2, 120)
+            seconds = time.perf_counter() - started
+            cpu = (await http.get("/stats")).json()["cpu_seconds"] - cpu
+            records = connections.records
+            delivered = sum(getattr(r, "events", getattr(r, "messages", 0)) for r in records)
+        if not done:
+            print(f"  {transport}: not every client got all {tokens + 2} messages in time")
+    client_cpu = (
+        connections.summary().cpu_seconds if transport == "SSE" else connections.cpu_seconds
+    )
+    return Result(transport, idle_open, kib, clients, delivered, seconds, cpu, client_cpu)
+
+
+def report(results: list[Result], idle: int, clients: int, tokens: int) -> None:
+    print(
+        f"server.apps.ws_chat on one uvicorn worker; Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores shared by the server and this client\n"
+    )
+    rows = [
+        {
+            "transport": r.transport,
+            "idle open": f"{r.idle_open}/{idle}",
+            "KiB/idle conn": r.kib_per_idle,
+            "clients": r.clients,
+            "delivered": r.delivered,
+            "msgs/s": round(r.per_second),
+            "server CPU µs/msg": r.cpu_us_per_message,
+            "client CPU s": f"{r.client_cpu:.2f}",
+        }
+        for r in results
+    ]
+    print(format_table(rows))
+    sse, ws = results
+    print(
+        f"\nWebSocket / SSE, same run: memory per idle connection "
+        f"{ws.kib_per_idle / sse.kib_per_idle if sse.kib_per_idle else float('nan'):.2f}x, "
+        f"messages/s {ws.per_second / sse.per_second if sse.per_second else float('nan'):.2f}x, "
+        f"server CPU per message "
+        f"{ws.cpu_us_per_message / sse.cpu_us_per_message if sse.cpu_us_per_message else 0:.2f}x"
+        f"  ({clients} clients x {tokens + 2} messages)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--idle", type=int, default=1000, help="idle connections held")
+    parser.add_argument("--clients", type=int, default=100, help="clients in the burst")
+    parser.add_argument("--tokens", type=int, default=2000, help="tokens in the burst's reply")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds (CI)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.idle, args.clients, args.tokens = 50, 10, 100
+    raise_open_files_limit()  # before starting the servers: they inherit it
+    env = {"BROKER": "memory", "TOKEN_DELAY": "0", "QUEUE_SIZE": str(args.tokens + 100)}
+    results = []
+    for transport in TRANSPORTS:
+        with start_app(APP, env=env, name=f"bench-{transport.lower()}") as server:
+            run = measure(transport, server, args.idle, args.clients, args.tokens)
+            results.append(asyncio.run(run))
+    report(results, args.idle, args.clients, args.tokens)
+
+
+if __name__ == "__main__":
+    main()

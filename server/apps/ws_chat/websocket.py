@@ -1,0 +1,93 @@
+"""The chat over one WebSocket: user messages in and room messages out, on the same connection.
+
+Two tasks per connection: one reads frames (each a user message, published through the
+room), one sends the room's messages as they come; whichever ends first ends the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import suppress
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.apps.ws_chat.room import STATS, Room, Settings, query_count, user_message
+from server.event_ids import parse_stream_id
+from server.fanout import BrokerUnavailable, Dropped, Feed, Message
+
+POLICY = 1008  # WebSocket close code: "policy violation", our 400
+TRY_AGAIN_LATER = 1013  # WebSocket close code: dropped for falling a whole queue behind
+
+
+def websocket_text(message: Message) -> str:
+    """A room message as one WebSocket text frame: its JSON, with its id (and event) inside."""
+    extra = "".join(
+        f"{json.dumps(name)}:{json.dumps(value)},"
+        for name, value in (("id", message.id), ("event", message.event))
+        if value is not None
+    )
+    return "{" + extra + message.data[1:] if extra else message.data
+
+
+async def chat_socket(websocket: WebSocket) -> None:
+    """The chat on one WebSocket: user messages in, room messages out, at the same time."""
+    room: Room = websocket.state.room
+    await websocket.accept()
+    try:
+        limit = query_count(websocket.query_params, "limit")
+        history = query_count(websocket.query_params, "history") or 0
+        last_id = websocket.query_params.get("last_id") if room.broker.keeps_history else None
+        feed = room.broker.subscribe(parse_stream_id(last_id, "last_id"), history)
+    except ValueError as error:
+        await websocket.close(POLICY, str(error)[:120])  # a close reason is at most 123 bytes
+        return
+    feed.open()
+    with STATS.track("ws"):
+        sender = asyncio.create_task(_send(websocket, feed, limit, room.settings))
+        receiver = asyncio.create_task(_receive(websocket, room))
+        try:
+            await asyncio.wait((sender, receiver), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
+            feed.close()
+
+
+async def _send(websocket: WebSocket, feed: Feed, limit: int | None, settings: Settings) -> None:
+    sent = 0
+    while limit is None or sent < limit:
+        try:
+            message = await feed.next(settings.heartbeat)
+        except Dropped:
+            STATS.add("ws", "dropped")
+            await websocket.close(TRY_AGAIN_LATER, "more than a queue behind")
+            return
+        if message is None:
+            continue  # idle: uvicorn's protocol-level pings keep proxies from timing out
+        try:
+            async with asyncio.timeout(settings.send_timeout):
+                await websocket.send_text(websocket_text(message))
+        except TimeoutError:
+            STATS.add("ws", "stalled")
+            return
+        sent += 1
+    await websocket.close(1000)
+
+
+async def _receive(websocket: WebSocket, room: Room) -> None:
+    """Each text frame is a user message; a bad one, or a binary frame, closes with 1008."""
+    with suppress(WebSocketDisconnect):
+        while True:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            try:
+                raw = frame.get("text")
+                if raw is None:
+                    raise ValueError("this chat takes text frames (JSON), not binary ones")
+                await room.post(*user_message(raw))
+            except (ValueError, BrokerUnavailable) as error:
+                await websocket.close(POLICY, str(error)[:120])
+                return

@@ -12,24 +12,20 @@ a time, so a connect time is the server's, not a queue in here) and enters once 
 response headers or has failed. Each stream is one asyncio task on one socket, parsed by
 `server.sse.Decoder`, with a `StreamRecord`: seconds to the headers and to the first event,
 events received, and each id that is not the next number (1, 2, 3, ... as `/events` sends them
-on a fresh connection), so a gap or a duplicate is reported, never averaged away. Leaving the
-block closes every stream; `summary()` then adds this process's CPU time over the wall time:
-near 1.0, the client was the bottleneck and its figures measure itself.
+on a fresh connection), so a gap or a duplicate is reported, never averaged away (a subclass
+checks other events: `server.clients.broadcast_load`). Leaving the block closes every stream;
+`summary()` adds this process's CPU time over the wall time: near 1.0, the client was the
+bottleneck. `plain_latency(url, m)` times m sequential GETs, each on a new connection as a
+new visitor's would be: with streams held, is there still time for anyone else?
 
-`plain_latency(url, m)` times m sequential GETs, each on a new connection as a new visitor's
-would be: with streams held, it shows whether the server still has time for anyone else.
+Each stream holds a file descriptor: `stream_budget` raises the soft open-files limit to the
+hard one (servers started later inherit it); if `n` still does not fit, it scales it down.
 
-Each stream holds a file descriptor. `stream_budget` raises the open-files soft limit to the
-hard one (servers started afterwards inherit it) and, if `n` still does not fit, scales it
-down and says why: a bench reports a smaller N, not a traceback.
-
-Why raw asyncio streams, not httpx: measured here (2 cores, uvicorn), one `httpx.AsyncClient`
-spent 1.5 ms of CPU per stream to open 1,000 streams and 3 ms for 4,000 (its pool scans every
-connection whenever a request starts or ends), then 75-115 µs per event; httpcore with one
-connection per stream 1.3 ms and 45 µs; these sockets 0.5 ms and 25 µs. The capacity benches
-hold 10,000 streams and deliver 25,000 events/s, where httpx would be the bottleneck. The
-HTTP is lesson 01's (`server.clients.http_raw`) plus chunked framing read incrementally.
-Loopback only: this is a load generator.
+Why raw asyncio streams, not httpx: measured here (2 cores), one `httpx.AsyncClient` spent
+1.5 ms of CPU per stream to open 1,000 streams, 3 ms for 4,000 (its pool scans every
+connection as a request starts or ends), then 75-115 µs per event; these sockets 0.5 ms and
+25 µs. The HTTP is lesson 01's (`server.clients.http_raw`) plus chunked framing read
+incrementally. Loopback only: this is a load generator.
 """
 
 from __future__ import annotations
@@ -177,12 +173,18 @@ class HeldStreams:
     """`n` SSE streams to `url`, open for the duration of an `async with` block."""
 
     def __init__(
-        self, url: str, n: int, *, opening: int = 100, connect_timeout: float = 10.0
+        self,
+        url: str,
+        n: int,
+        *,
+        opening: int = 100,
+        connect_timeout: float = 10.0,
+        record: type[StreamRecord] = StreamRecord,
     ) -> None:
         self.host, self.port, self.path = loopback_address(url)
         self.asked = n
         attempted, self.limit_note = stream_budget(n)
-        self.records = [StreamRecord() for _ in range(attempted)]
+        self.records = [record() for _ in range(attempted)]
         self._opening = asyncio.Semaphore(opening)
         self._connect_timeout = connect_timeout
         self._tasks: list[asyncio.Task[None]] = []

@@ -134,6 +134,8 @@ async function send(message) {
   }
   const accepted = await response.json();
   localStorage.setItem(STORE, accepted.conversation);
+  document.body.dataset.reply = accepted.reply; // for tests and the lesson: which reply, and
+  document.body.dataset.seed = String(accepted.seed); // the seed the model was asked with
   await readReply(accepted.reply, line("assistant", ""));
 }
 

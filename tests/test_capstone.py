@@ -9,8 +9,11 @@ injected by pid (`Server.kill`), never by sleeping and hoping; waits are deadlin
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +26,7 @@ from server.sse import Decoder, Event
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]
 
+ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0  # seconds: generous, for a loaded 2-core machine
 TOKENS = 40
 SETTINGS = {
@@ -292,3 +296,16 @@ def test_a_killed_worker_s_reply_is_finished_by_the_other_with_every_token_once(
         assert stack.metrics(survivor)["capstone_takeovers_total"] >= 1
     finally:
         owner.restart()
+
+
+@pytest.mark.bench
+def test_the_capstone_bench_runs_and_checks_every_reply() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/bench_capstone.py", "--smoke"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "killed worker A (pid" in done.stdout, done.stdout
+    table = [line.split() for line in done.stdout.splitlines() if "killed" not in line]
+    rows = [row for row in table if row[:1] in (["steady"], ["SIGKILL"])]
+    assert [(row[-11], row[-10]) for row in rows] == [("10", "10")] * 2, done.stdout  # all exact

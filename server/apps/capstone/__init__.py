@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             state.draining = True
+            state.generator.closing = True
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper

@@ -69,6 +69,7 @@ class Generator:
         self.settings, self.metrics = settings, metrics
         self.me = settings.worker
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.closing = False
 
     def launch(self, keys: Keys, start: int = 0, attempt: int = 1) -> None:
         """Generate `keys.reply` in this worker, from token `start` on (a takeover's skip)."""
@@ -85,7 +86,7 @@ class Generator:
 
     async def sweep_forever(self) -> None:
         """Adopt every reply whose lease ran out. Runs once per worker, for its lifetime."""
-        while True:
+        while not self.closing:  # (a cancellation lost in a Redis call cannot keep it going)
             await asyncio.sleep(self.settings.sweep_seconds)
             with contextlib.suppress(*REDIS_DOWN):  # no Redis: the next sweep tries again
                 await self.sweep()
@@ -112,6 +113,7 @@ class Generator:
 
     async def shutdown(self) -> None:
         """Stop generating, and release the leases so another worker adopts at once."""
+        self.closing = True
         tasks = dict(self.tasks)
         for task in tasks.values():
             task.cancel()
@@ -132,8 +134,9 @@ class Generator:
             pass  # stopped by the user (the stream already says so), or adopted elsewhere
         except asyncio.CancelledError:
             pass  # Stop on this worker, a lost lease, or a shutdown (leases released)
-        except REDIS_DOWN:
-            log.warning("reply %s: Redis unreachable; another worker adopts it", keys.reply)
+        except REDIS_DOWN as error:
+            log.warning("reply %s: Redis unreachable (%r); another worker adopts it",
+                        keys.reply, error)  # fmt: skip
         except Exception as error:  # a bug: still end the reply, with a message
             log.exception("reply %s failed", keys.reply)
             with contextlib.suppress(*REDIS_DOWN):
@@ -143,9 +146,17 @@ class Generator:
             lease.cancel()
 
     async def _keep_lease(self, reply: str, task: asyncio.Task[Any] | None) -> None:
-        """Renew the lease; cancel the generation once it is not ours or not running."""
-        while True:
+        """Renew the lease; cancel the generation once it is not ours or not running.
+
+        It also ends by itself once the generation has ended, cancelled or not: a renewal
+        that outlived its generation would hold the reply forever, and a cancellation can be
+        lost inside a Redis call whose own timeout fires at the same moment (Python 3.11's
+        `asyncio.timeout`), which a heavily loaded bench run did show.
+        """
+        while task is not None and not task.done():
             await asyncio.sleep(self.settings.lease_seconds / 3)
+            if task.done():
+                return
             try:
                 status = await self.replies.renew(reply, self.me, self.settings.lease_seconds)
             except REDIS_DOWN:

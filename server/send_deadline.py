@@ -23,7 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class SendDeadline:
-    """`app`, except that a `send` that waits more than `seconds` ends it."""
+    """`app`, except that a `send` that waits more than `seconds` ends it.
+
+    One lazy timer per response, not one per `send`: `asyncio.timeout` around each write
+    would arm and cancel a timer per event, which a worker fanning one message out to
+    thousands of streams pays thousands of times (`bench/bench_capacity.py`). The timer fires
+    at most every `seconds`; if a send is in progress and started that long ago, it cancels
+    the task, and the send raises `TimeoutError`, as `asyncio.timeout` would.
+    """
 
     def __init__(self, app: ASGIApp, seconds: float, on_timeout: Callable[[], None]) -> None:
         if seconds <= 0:
@@ -33,16 +40,42 @@ class SendDeadline:
         self.on_timeout = on_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        sending_since: float | None = None  # loop time the send in progress started
+        sender: asyncio.Task[object] | None = None  # the task that is sending
+        timer: asyncio.TimerHandle | None = None
+        cancelled: float | None = None  # the start time of the send the timer cancelled
         expired = False
 
+        def check() -> None:
+            nonlocal timer, cancelled
+            timer = None
+            if sending_since is None or sender is None:
+                return  # nothing in progress: the next send arms the timer again
+            if loop.time() - sending_since < self.seconds:
+                timer = loop.call_at(sending_since + self.seconds, check)
+                return
+            cancelled = sending_since
+            sender.cancel()
+
         async def send_within_deadline(message: Message) -> None:
-            nonlocal expired
+            nonlocal sending_since, sender, timer, expired
+            started = sending_since = loop.time()
+            sender = asyncio.current_task()
+            assert sender is not None
+            if timer is None:
+                timer = loop.call_at(started + self.seconds, check)
+            cancelling = sender.cancelling()
             try:
-                async with asyncio.timeout(self.seconds):
-                    await send(message)
-            except TimeoutError:
-                expired = True
+                await send(message)
+            except asyncio.CancelledError:
+                # Ours only if nobody else asked to cancel the task too.
+                if cancelled == started and sender.uncancel() <= cancelling:
+                    expired = True
+                    raise TimeoutError(f"a send waited over {self.seconds} s") from None
                 raise
+            finally:
+                sending_since = None
 
         try:
             await self.app(scope, receive, send_within_deadline)
@@ -50,3 +83,6 @@ class SendDeadline:
             if not expired:
                 raise  # some other timeout inside the app: not ours to swallow
             self.on_timeout()
+        finally:
+            if timer is not None:
+                timer.cancel()

@@ -51,11 +51,22 @@ class Dropped(Exception):
 
 
 class Subscription:
-    """One client's place in the hub: a bounded queue of messages waiting to be sent."""
+    """One client's place in the hub: a bounded queue of messages waiting to be sent.
+
+    The heartbeat's timer is lazy. Waiting with `asyncio.timeout` would arm and cancel a
+    timer for every message of every client, some 15% of a worker's CPU per delivery
+    (`bench/bench_capacity.py`). Instead each subscription keeps one timer, due `timeout`
+    seconds after the last message it handed out; when it fires early (messages came
+    meanwhile) it re-arms for the new due time, so a busy stream costs one timer per
+    `timeout` seconds, and a message costs one clock read.
+    """
 
     def __init__(self, size: int) -> None:
+        # None in the queue wakes the stream: it was dropped, or it has been idle too long.
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue(size)
         self.dropped: str | None = None  # why, once dropped
+        self._last = 0.0  # loop time of the last message handed out, or of the first wait
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def waiting(self) -> int:
@@ -73,24 +84,49 @@ class Subscription:
     def drop(self, reason: str) -> None:
         """Forget what is queued and wake the client's stream, which then ends."""
         self.dropped = reason
+        self.close()
         while not self._queue.empty():
             self._queue.get_nowait()
         self._queue.put_nowait(None)
+
+    def close(self) -> None:
+        """Stop the heartbeat timer (the client left, or was dropped)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def get(self, timeout: float) -> Message | None:
         """The next message, or None if none came within `timeout` seconds (send a heartbeat).
 
         Raises `Dropped` once the hub has dropped this client.
         """
+        loop = asyncio.get_running_loop()
         if self.dropped is None:
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await self._queue.get()
-            except TimeoutError:
-                return None
+            if self._queue.empty():
+                if timeout <= 0:
+                    return None
+                if self._timer is None:
+                    if not self._last:
+                        self._last = loop.time()
+                    self._timer = loop.call_at(self._last + timeout, self._idle, loop, timeout)
+            message = await self._queue.get()
             if message is not None:
+                self._last = loop.time()
                 return message
+            if self.dropped is None:
+                return None  # woken by `_idle`: time for a heartbeat
         raise Dropped(self.dropped)
+
+    def _idle(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """The timer: wake an idle stream with None, or wait on if a message came meanwhile."""
+        now = loop.time()
+        if self._queue.empty() and now >= self._last + timeout:
+            self._timer = None
+            self._last = now  # the next heartbeat is due `timeout` after this one
+            self._queue.put_nowait(None)
+        else:  # busy: messages came or are queued
+            due = self._last + timeout if self._queue.empty() else now + timeout
+            self._timer = loop.call_at(due, self._idle, loop, timeout)
 
 
 def fan_out(message: Message, subscriptions: Iterable[Subscription]) -> list[Subscription]:
@@ -129,6 +165,7 @@ class Hub:
         return subscription
 
     def leave(self, subscription: Subscription) -> None:
+        subscription.close()
         self._subscriptions.discard(subscription)
 
     def publish(self, message: Message) -> None:

@@ -136,7 +136,13 @@ async def user(stack: Capstone, n: int, args: argparse.Namespace, run: Run) -> N
     rng = random.Random(n)
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
         await asyncio.sleep(rng.uniform(0, args.ramp))
-        (await client.get("/api/session")).raise_for_status()
+        for _attempt in range(50):  # nginx may answer 502 while a worker dies: try again
+            try:
+                if (await client.get("/api/session")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
         for m in range(args.messages):
             await asyncio.sleep(rng.uniform(0.5, 1.5) * args.think)
             reply, message = Reply(), f"user {n} asks question {m}"

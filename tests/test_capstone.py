@@ -8,6 +8,7 @@ injected by pid (`Server.kill`), never by sleeping and hoping; waits are deadlin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -309,3 +310,30 @@ def test_the_capstone_bench_runs_and_checks_every_reply() -> None:
     table = [line.split() for line in done.stdout.splitlines() if "killed" not in line]
     rows = [row for row in table if row[:1] in (["steady"], ["SIGKILL"])]
     assert [(row[-11], row[-10]) for row in rows] == [("10", "10")] * 2, done.stdout  # all exact
+
+
+def test_one_worker_holds_more_streams_than_redis_py_s_default_pool(stack: Capstone) -> None:
+    """Each waiting stream holds a Redis connection; redis-py's pool stops at 100 by default."""
+    client = user(stack)
+    body = post(client, "many readers").json()
+    worker = stack.workers[body["worker"]]
+
+    async def first_events(n: int) -> list[int]:
+        limits = httpx.Limits(max_connections=n)
+        cookies = {COOKIE: client.cookies[COOKIE]}
+        async with httpx.AsyncClient(base_url=worker.url, cookies=cookies, limits=limits,
+                                     timeout=DEADLINE) as many:  # fmt: skip
+            all_open = asyncio.Barrier(n)
+
+            async def one() -> int:
+                async with many.stream("GET", f"/{body['events']}") as response:
+                    if response.status_code == 200:
+                        chunks = response.aiter_bytes()
+                        assert b"event: owner" in await anext(chunks)
+                    await asyncio.wait_for(all_open.wait(), DEADLINE)  # all open at once
+                    return response.status_code
+
+            return await asyncio.gather(*(one() for _ in range(n)))
+
+    assert asyncio.run(first_events(120)) == [200] * 120
+    client.post(f"/{body['stop']}")

@@ -34,6 +34,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import openai
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -136,7 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             timeout=openai.Timeout(limits.timeout, connect=min(CONNECT_TIMEOUT, limits.timeout)),
             max_retries=limits.max_retries,
         )
-        redis = connect(chosen.redis_url)
+        redis = connect(chosen.redis_url, max_connections=chosen.redis_connections)
         state = app.state
         state.settings, state.metrics, state.draining = chosen, Metrics(), False
         state.replies = Replies(redis, chosen.history_cap, chosen.reply_ttl)
@@ -158,7 +160,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(access_log.AccessLog)],
-        exception_handlers={api.Refused: api.refused, SessionRefused: api.refused},
+        exception_handlers={
+            api.Refused: api.refused,
+            SessionRefused: api.refused,
+            RedisConnectionError: api.redis_down,
+            RedisTimeoutError: api.redis_down,
+        },
     )
 
 

@@ -68,6 +68,12 @@ async def refused(request: Request, error: Exception) -> Response:
     return JSONResponse(body, error.status, headers=error.headers)
 
 
+async def redis_down(request: Request, error: Exception) -> Response:
+    """Any endpoint that cannot reach Redis: a 503 that says nothing was done, not a 500."""
+    detail = f"The chat's store (Redis) is unreachable ({type(error).__name__}). Try again soon."
+    return await refused(request, Refused(503, detail, "redis", {"Retry-After": "2"}))
+
+
 def session_user(request: Request) -> str:
     user = user_of(request.cookies.get(COOKIE), request.app.state.settings.session_secret)
     request.state.user = user[:8]  # for the access log: enough to follow one user's requests

@@ -10,7 +10,10 @@ Why not lesson 09's `StreamsBroker`? It exists so that one worker reads a busy r
 *once* for all its clients (one XREAD loop, a hub). A reply has one reader, so its XREAD is
 already the fan-out, and a broker per reply would be a task and a hub per reply for nothing.
 What is shared with lesson 09 is the rest: Redis stream ids as SSE ids, `connect`'s fail-fast
-client, a stalled client dropped by `server.send_deadline`.
+client, a stalled client dropped by `server.send_deadline`. The price: each open stream holds
+one Redis connection while its XREAD waits. Hundreds per worker are nothing to Redis (it
+serves 10,000 clients by default); at many thousands, one XREAD per worker over many reply
+keys, handing entries to each stream's queue (lesson 09's follower and hub), is the next step.
 
 The stream ends after the reply's last event (``done``, ``error`` or ``stopped``). While
 nothing comes, a ``: ping`` comment goes out every ``HEARTBEAT`` seconds, below nginx's

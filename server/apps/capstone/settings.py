@@ -23,6 +23,9 @@ variable                    default    meaning
 ``UPSTREAM_HISTORY``        20         of those, how many go to the model with a new message
 ``REPLY_TTL``               3600       seconds a finished reply and its stream are kept
 ``SEND_TIMEOUT``            10         seconds a client may refuse bytes before it is dropped
+``REDIS_CONNECTIONS``       10000      this worker's Redis connections, at most: one per open
+                                       stream while it waits, plus a few (redis-py's default,
+                                       100, refuses the 101st stream)
 ``RETRY_MS``                1000       the ``retry:`` sent with each stream's first event
 ==========================  =========  ====================================================
 
@@ -58,6 +61,7 @@ class Settings:
     reply_ttl: int = 3600
     send_timeout: float = 10.0
     retry_ms: int = 1000
+    redis_connections: int = 10_000
 
     @property
     def secret_is_random(self) -> bool:

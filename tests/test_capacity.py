@@ -153,6 +153,6 @@ def test_the_capacity_bench_runs() -> None:
     out = done.stdout
     for part in ("## idle", "## latency", "## throughput", "## growth"):
         assert part in out, out
-    assert out.count("100/100") == 7, out  # every contender held every connection
-    assert out.count("all, in order") == 7 + 4, out  # latency rows, then growth rows
+    assert out.count("100/100") == 9, out  # every contender held every connection
+    assert out.count("all, in order") == 9 + 4, out  # latency rows, then growth rows
     assert "course, 2 workers + nginx + Redis" in out

@@ -69,6 +69,9 @@ class Run:
     redis_peak: int = 0
     killed: str | None = None
     takeovers: int = 0  # replies adopted by another worker (counted by the survivors)
+    client_cpu: float = 0.0  # seconds of CPU this load generator used
+    workers_cpu: float = 0.0  # seconds of CPU the workers used (a killed one's until killed)
+    model_cpu: float = 0.0  # seconds of CPU the fake model and Redis used
 
     @property
     def failed(self) -> list[Reply]:
@@ -166,6 +169,19 @@ async def user(stack: Capstone, n: int, args: argparse.Namespace, run: Run) -> N
                 reply.seconds = time.monotonic() - sent
 
 
+def cpu_seconds(stack: Capstone) -> tuple[dict[int, float], tuple[float]]:
+    """CPU seconds so far of each running worker (by pid), and of the fake model plus Redis."""
+
+    def of(pid: int) -> float:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    workers = {w.pid: of(w.pid) for w in stack.workers.values() if w.running}
+    others = [s for s in (stack.upstream, stack.redis) if s is not None]
+    return workers, (sum(of(s.pid) for s in others),)
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
@@ -199,9 +215,13 @@ async def load(stack: Capstone, args: argparse.Namespace, label: str, kill: bool
     before = await asyncio.to_thread(takeovers, stack)
     sampler = asyncio.create_task(sample_memory(stack, run, redis))
     chaos = asyncio.create_task(killer(stack, run, args.users)) if kill else None
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
+    workers_before, model_before = cpu_seconds(stack)
     await asyncio.gather(*(user(stack, n, args, run) for n in range(args.users)))
-    run.wall = time.monotonic() - start
+    run.wall, run.client_cpu = time.monotonic() - start, time.process_time() - cpu
+    workers_after, model_after = cpu_seconds(stack)
+    run.workers_cpu = sum(t - workers_before.get(p, 0) for p, t in workers_after.items())
+    run.model_cpu = model_after[0] - model_before[0]
     for task in (sampler, chaos):
         if task is not None:
             task.cancel()
@@ -242,6 +262,9 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
             "most open": run.peak_open,
             "reconnects": sum(r.reconnects for r in run.replies),
             "takeovers": run.takeovers,
+            "CPU % client": 100 * run.client_cpu / run.wall,
+            "workers": 100 * run.workers_cpu / run.wall,
+            "model+Redis": 100 * run.model_cpu / run.wall,
             # memory per chat only from a first run: later ones start warm (and one is killed)
             "worker KiB/chat": (run.rss_peak - run.rss_before) / opened if run is runs[0] else "-",
             "Redis KiB/chat": (run.redis_peak - run.redis_before) / 1024 / opened

@@ -73,15 +73,22 @@ def post(client: httpx.Client, message: str, **extra: object) -> httpx.Response:
 
 
 def read(
-    client: httpx.Client, path: str, last_id: str = "", stop_after: int | None = None
+    client: httpx.Client,
+    path: str,
+    last_id: str = "",
+    stop_after: int | None = None,
+    raw: list[bytes] | None = None,
 ) -> list[Event]:
-    """The events of a reply stream, to its last event (or after `stop_after` tokens)."""
+    """The events of a reply stream, to its last event (or after `stop_after` tokens); the
+    bytes as received are added to `raw` (comments included, which the decoder drops)."""
     headers = {"Last-Event-ID": last_id} if last_id else {}
     events: list[Event] = []
     decoder = Decoder()
     with client.stream("GET", f"/{path}", headers=headers) as response:
         assert response.status_code == 200, response.read()
         for chunk in response.iter_bytes():
+            if raw is not None:
+                raw.append(chunk)
             events += decoder.feed(chunk)
             tokens = sum(e.event == "message" for e in events)
             if events and events[-1].event in TERMINAL:
@@ -266,7 +273,9 @@ def test_health_readiness_heartbeats_and_metrics(stack: Capstone) -> None:
     with client.stream("GET", f"/{body['events']}") as response:  # open: the gauge shows it
         worker = response.headers["x-worker"]
         chunks = response.iter_bytes()  # read on without `break`, which closes the connection
-        assert b"event: owner" in next(chunks)
+        received = next(chunks)
+        while b'"delta"' not in received:  # to the first token: the worker has relayed one
+            received += next(chunks)
         assert stack.metrics(worker)["capstone_open_streams"] >= 1
     metrics = stack.metrics(body["worker"])
     assert metrics["capstone_tokens_relayed_total"] >= 1
@@ -282,15 +291,18 @@ def test_a_killed_worker_s_reply_is_finished_by_the_other_with_every_token_once(
     owner = stack.workers[body["worker"]]
     events = read(client, body["events"], stop_after=8)
     owner.kill()
+    raw: list[bytes] = []
     try:
         deadline = time.monotonic() + DEADLINE
         while events[-1].event not in TERMINAL:
             assert time.monotonic() < deadline, "the reply never finished"
             try:
-                events += read(client, body["events"], last_id=events[-1].id or "")
+                events += read(client, body["events"], last_id=events[-1].id or "", raw=raw)
             except httpx.TransportError:
                 time.sleep(0.1)  # nginx had no worker for this attempt: try again
         assert_exact_reply(events, "survive a SIGKILL", body["seed"])
+        # the stall (lease, then the model re-asked) is far over HEARTBEAT=1: pings filled it
+        assert b": ping\n" in b"".join(raw)
         owners = [json.loads(e.data) for e in events if e.event == "owner"]
         assert owners[0]["worker"] == body["worker"] and owners[-1]["takeover"] is True
         survivor = next(n for n in stack.workers if n != body["worker"])

@@ -21,7 +21,8 @@ only once (`replies.APPEND` checks the index).
 Why not hand the live upstream connection over? It dies with its process: an HTTP response
 cannot move. Why not store the upstream's response for replay? It is the stream itself:
 what was delivered stays in Redis; only what was not yet generated is asked for again. The
-price is the tokens generated twice (the skipped ones), paid once per takeover.
+price is the tokens generated twice (the skipped ones), paid once per takeover, in money and
+in time: the reader waits for the lease to run out, then for the model to get past them.
 
 A graceful stop (SIGTERM, a deploy) releases this worker's leases at once, so another worker
 adopts them at its next sweep instead of after a whole lease.

@@ -135,12 +135,13 @@ def test_wire_bytes_of_frames_and_chunks_built_by_hand() -> None:
     # Server frames: unmasked; a 300-byte one has a 2-byte extended length; a ping is control.
     down = b"HTTP/1.1 101 Switching Protocols\r\n\r\n" + bytes([0x81, 5]) + b"hello"
     down += bytes([0x81, 126]) + (300).to_bytes(2, "big") + b"z" * 300 + bytes([0x89, 0])
-    assert websocket_bytes(up) == WireBytes(len(head), 2, 210, 6 + 8, 0)
-    assert websocket_bytes(down) == WireBytes(36, 2, 305, 2 + 4, 2)
+    assert websocket_bytes(up) == WireBytes(len(head), ((10, 6), (200, 8)), 0)
+    assert websocket_bytes(down) == WireBytes(36, ((5, 2), (300, 4)), 2)
+    assert websocket_bytes(down).only([False, True]).framing == 4
     event = b"data: hello\n\n"
     body = b"d\r\n" + event + b"\r\n" + b"7\r\n: ping\n\r\n" + b"0\r\n\r\n"
     counted = sse_bytes(b"HTTP/1.1 200 OK\r\n\r\n" + body)
-    assert counted == WireBytes(19, 1, 5, len(event) - 5 + 5, 12 + 5)
+    assert counted == WireBytes(19, ((5, len(event) - 5 + 5),), 12 + 5)
     assert counted.framing_per_message == 13 and counted.per_message == 18
 
 

@@ -21,6 +21,7 @@ one direction of a connection carried (a wiretap's records, `server.course.wiret
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server.clients.http_raw import read_websocket_frame
@@ -35,10 +36,23 @@ class WireBytes:
     """The bytes one direction of a connection carried, by what they were for."""
 
     head: int  # the HTTP head: a request, a 101 or a 200 response
-    messages: int  # WebSocket messages, or SSE events
-    payload: int  # the messages' own bytes, as sent (compressed, with permessage-deflate)
-    framing: int  # what carried them: frame headers and masks; `data: `, ids, line ends, chunks
-    control: int  # bytes that carried no message: ping/pong/close frames, comments, the last chunk
+    # Per message (WebSocket message or SSE event), in order: (payload, framing). Payload is
+    # the message's own bytes, as sent (compressed, with permessage-deflate); framing is what
+    # carried it: frame headers and masks; `data: `, ids, line ends and chunk sizes.
+    sizes: tuple[tuple[int, int], ...]
+    control: int  # bytes that carried no message: ping/pong/close frames, comments, last chunk
+
+    @property
+    def messages(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def payload(self) -> int:
+        return sum(payload for payload, _ in self.sizes)
+
+    @property
+    def framing(self) -> int:
+        return sum(framing for _, framing in self.sizes)
 
     @property
     def total(self) -> int:
@@ -52,6 +66,12 @@ class WireBytes:
     def per_message(self) -> float:
         """Bytes on the wire per message, once the connection is open."""
         return (self.payload + self.framing) / self.messages if self.messages else 0.0
+
+    def only(self, keep: Iterable[bool]) -> WireBytes:
+        """The same count with only the messages whose flag in `keep` is true, in order (say,
+        `m["type"] == "token"` for each message the client received)."""
+        kept = tuple(size for size, flag in zip(self.sizes, keep, strict=True) if flag)
+        return WireBytes(self.head, kept, self.control)
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -67,7 +87,8 @@ def websocket_bytes(data: bytes) -> WireBytes:
     frame, from a connection cut mid-frame, is left out)."""
     head, rest = split_head(data)
     reader = io.BytesIO(rest)
-    messages = payload = framing = control = 0
+    sizes: list[tuple[int, int]] = []
+    control = payload = framing = 0
     while reader.tell() < len(rest):
         try:
             frame = read_websocket_frame(reader)
@@ -76,10 +97,12 @@ def websocket_bytes(data: bytes) -> WireBytes:
         if frame.header[0] & 0x0F in CONTROL_OPCODES:
             control += len(frame.header) + len(frame.payload)
             continue
-        messages += frame.header[0] >> 7  # FIN: the last frame of a message
         payload += len(frame.payload)
         framing += len(frame.header)
-    return WireBytes(len(head), messages, payload, framing, control)
+        if frame.header[0] >> 7:  # FIN: the last frame of a message
+            sizes.append((payload, framing))
+            payload = framing = 0
+    return WireBytes(len(head), tuple(sizes), control)
 
 
 def sse_bytes(data: bytes) -> WireBytes:
@@ -87,8 +110,8 @@ def sse_bytes(data: bytes) -> WireBytes:
     chunk is left out)."""
     head, rest = split_head(data)
     decoder = Decoder()
-    messages = payload = framing = control = 0
-    position = 0
+    sizes: list[tuple[int, int]] = []
+    control = position = 0
     while (line_end := rest.find(b"\r\n", position)) >= 0:
         size = int(rest[position:line_end].split(b";")[0], 16)
         start = line_end + 2
@@ -100,8 +123,7 @@ def sse_bytes(data: bytes) -> WireBytes:
         if not events:  # a comment (heartbeat), or the last, empty chunk
             control += chunk_bytes
             continue
-        messages += len(events)
-        data_bytes = sum(len(event.data.encode()) for event in events)
-        payload += data_bytes
-        framing += chunk_bytes - data_bytes
-    return WireBytes(len(head), messages, payload, framing, control)
+        for event in events:  # one per chunk from the course's servers
+            data_bytes = len(event.data.encode())
+            sizes.append((data_bytes, chunk_bytes // len(events) - data_bytes))
+    return WireBytes(len(head), tuple(sizes), control)

@@ -349,3 +349,49 @@ def test_one_worker_holds_more_streams_than_redis_py_s_default_pool(stack: Capst
 
     assert asyncio.run(first_events(120)) == [200] * 120
     client.post(f"/{body['stop']}")
+
+
+def test_an_adopter_that_cannot_repeat_the_text_ends_the_reply_with_an_error(
+    stack: Capstone,
+) -> None:
+    """What a real model does on a takeover (OpenAI's seed is best effort), injected: the
+    text already sent is changed in Redis, so the re-asked model's tokens no longer match."""
+    client = user(stack)
+    body = post(client, "a model that changes its mind").json()
+    owner = stack.workers[body["worker"]]
+    events = read(client, body["events"], stop_after=5)
+    store = redis_sync.Redis.from_url(stack.redis.url, decode_responses=True)
+    try:
+        owner.kill()  # first, so it appends no more; then the text it "sent" is changed
+        store.set(f"cap:gen:{body['reply']}:text", "Something else entirely, long ago.")
+    finally:
+        store.close()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while events[-1].event not in TERMINAL:
+            assert time.monotonic() < deadline, "the reply never finished"
+            try:
+                events += read(client, body["events"], last_id=events[-1].id or "")
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert events[-1].event == "error"
+        assert "did not repeat the first" in json.loads(events[-1].data)["message"]
+        pieces = tokens(events)  # what was sent stays, exactly, and nothing was spliced on
+        assert [p["i"] for p in pieces] == list(range(len(pieces)))
+        text = "".join(str(p["delta"]) for p in pieces)
+        assert reply_for("a model that changes its mind", body["seed"], TOKENS).startswith(text)
+    finally:
+        owner.restart()
+
+
+def test_an_upstream_that_refuses_is_an_error_event_and_a_metric() -> None:
+    fake = {"FAKE_OPENAI_STATUS": "503"}
+    with start_capstone(workers=1, env={"RELAY_MAX_RETRIES": "0"}, fake_env=fake) as alone:
+        client = user(alone)
+        body = post(client, "anyone there?").json()
+        events = read(client, body["events"])
+        assert events[-1].event == "error"
+        assert "answered 503" in json.loads(events[-1].data)["message"]
+        assert alone.metrics("A")['capstone_upstream_errors_total{kind="503"}'] == 1
+        saved = client.get(f"/api/conversations/{body['conversation']}").json()["messages"]
+        assert saved[-1]["status"] == "error"

@@ -190,7 +190,7 @@ class Generator:
                             if index < start:  # a takeover: already in the stream
                                 skipped += delta
                                 if not sent_text.startswith(skipped):
-                                    raise Stop(await self._diverged(keys, index))
+                                    raise Stop(await self._diverged(keys, start))
                             else:
                                 await self._append(keys, index, delta, record, start)
                             index += 1
@@ -204,7 +204,7 @@ class Generator:
             await self._end(keys, "error", {"message": message, "status": status_of(error)})
             return
         if index < start:
-            raise Stop(await self._diverged(keys, index))
+            raise Stop(await self._diverged(keys, start))
         await self._end(keys, "done", {"finish_reason": finish, "usage": usage, "tokens": index})
 
     async def _append(
@@ -224,10 +224,10 @@ class Generator:
         if index == 0 and start == 0:
             self.metrics.ttft.observe(max(0.0, time.time() - int(record["created"]) / 1000))
 
-    async def _diverged(self, keys: Keys, index: int) -> str:
+    async def _diverged(self, keys: Keys, sent: int) -> str:
         message = (
             f"The worker generating this reply stopped, and the model did not repeat the "
-            f"first {index} pieces of text when asked again, so the reply cannot be "
+            f"first {sent} pieces of text when asked again, so the reply cannot be "
             "continued exactly. The text above is what was sent; send the message again."
         )
         await self._end(keys, "error", {"message": message})

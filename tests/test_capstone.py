@@ -395,3 +395,14 @@ def test_an_upstream_that_refuses_is_an_error_event_and_a_metric() -> None:
         assert alone.metrics("A")['capstone_upstream_errors_total{kind="503"}'] == 1
         saved = client.get(f"/api/conversations/{body['conversation']}").json()["messages"]
         assert saved[-1]["status"] == "error"
+
+
+def test_the_page_uses_relative_urls_text_only_and_gives_a_session(stack: Capstone) -> None:
+    page = httpx.get(f"{stack.url}/")
+    assert '<script src="capstone.js">' in page.text  # relative: works behind a proxy prefix
+    assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Lax" in page.headers["set-cookie"]
+    script = httpx.get(f"{stack.url}/capstone.js").text
+    assert "innerHTML" not in script.replace("never innerHTML", "")
+    assert 'import("./sse.js")' in script and 'fetch("/' not in script and "fetch(`/" not in script
+    forged = httpx.get(f"{stack.url}/", cookies={COOKIE: "0" * 32 + ".forged"})
+    assert forged.headers["set-cookie"].startswith(f"{COOKIE}=")  # the page replaces it

@@ -98,8 +98,7 @@ async def measure(transport: str, server: Server, idle: int, clients: int, token
         before = rss_kib(server.pid)
         async with held(transport, server, idle) as connections:
             idle_open = opened(connections)
-            # Give the server a moment to finish setting every connection up (one ping time).
-            await http.get("/stats")
+            await http.get("/stats")  # answered after the server has handled every open
             kib = (rss_kib(server.pid) - before) / max(1, idle_open)
         async with held(transport, server, clients) as connections:
             cpu = (await http.get("/stats")).json()["cpu_seconds"]

@@ -21,6 +21,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from server.apps.ws_chat import websocket_text
 from server.clients.http_raw import websocket_frame
 from server.clients.wire_bytes import WireBytes, sse_bytes, websocket_bytes
 from server.clients.ws_load import HeldSockets
@@ -116,8 +117,6 @@ def test_a_bad_message_closes_the_socket_with_1008_and_the_reason(
 
 
 def test_websocket_text_puts_the_id_inside_the_json() -> None:
-    from server.apps.ws_chat import websocket_text
-
     assert websocket_text(Message('{"a":1}')) == '{"a":1}'
     with_id = websocket_text(Message('{"a":1}', id="5-0", event="reset"))
     assert json.loads(with_id) == {"id": "5-0", "event": "reset", "a": 1}

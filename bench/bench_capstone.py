@@ -72,6 +72,7 @@ class Run:
     client_cpu: float = 0.0  # seconds of CPU this load generator used
     workers_cpu: float = 0.0  # seconds of CPU the workers used (a killed one's until killed)
     model_cpu: float = 0.0  # seconds of CPU the fake model and Redis used
+    retried: int = 0  # requests answered 5xx (nginx found no worker) or cut, then retried
 
     @property
     def failed(self) -> list[Reply]:
@@ -120,7 +121,7 @@ async def read_reply(
     return pieces
 
 
-async def post(client: httpx.AsyncClient, message: str) -> dict[str, object]:
+async def post(client: httpx.AsyncClient, message: str, run: Run) -> dict[str, object]:
     """POST a message, retried with the same Idempotency-Key while nginx finds no worker."""
     headers = {"Idempotency-Key": uuid.uuid4().hex}
     for _attempt in range(50):
@@ -131,6 +132,7 @@ async def post(client: httpx.AsyncClient, message: str) -> dict[str, object]:
                 return dict(response.json())
         except httpx.TransportError:
             pass
+        run.retried += 1
         await asyncio.sleep(0.2)
     raise RuntimeError("the POST kept failing")
 
@@ -145,6 +147,7 @@ async def user(stack: Capstone, n: int, args: argparse.Namespace, run: Run) -> N
                     break
             except httpx.TransportError:
                 pass
+            run.retried += 1
             await asyncio.sleep(0.2)
         for m in range(args.messages):
             await asyncio.sleep(rng.uniform(0.5, 1.5) * args.think)
@@ -154,7 +157,7 @@ async def user(stack: Capstone, n: int, args: argparse.Namespace, run: Run) -> N
             Open.now += 1
             run.peak_open = max(run.peak_open, Open.now)
             try:
-                accepted = await post(client, message)
+                accepted = await post(client, message, run)
                 pieces = await read_reply(client, f"/{accepted['events']}", reply, sent)
                 reply.tokens = len(pieces)
                 expected = reply_for(message, int(str(accepted["seed"])), args.tokens)
@@ -262,6 +265,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
             "most open": run.peak_open,
             "reconnects": sum(r.reconnects for r in run.replies),
             "takeovers": run.takeovers,
+            "retried": run.retried,
             "CPU % client": 100 * run.client_cpu / run.wall,
             "workers": 100 * run.workers_cpu / run.wall,
             "model+Redis": 100 * run.model_cpu / run.wall,

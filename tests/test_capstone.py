@@ -321,7 +321,7 @@ def test_the_capstone_bench_runs_and_checks_every_reply() -> None:
     assert "killed worker A (pid" in done.stdout, done.stdout
     table = [line.split() for line in done.stdout.splitlines() if "killed" not in line]
     rows = [row for row in table if row[:1] in (["steady"], ["SIGKILL"])]
-    assert [(row[-14], row[-13]) for row in rows] == [("10", "10")] * 2, done.stdout  # all exact
+    assert [(row[-15], row[-14]) for row in rows] == [("10", "10")] * 2, done.stdout  # all exact
 
 
 def test_one_worker_holds_more_streams_than_redis_py_s_default_pool(stack: Capstone) -> None:

@@ -369,3 +369,28 @@ def test_the_page_chats_in_chromium(browser: Any, chat: Server, transport: str) 
         assert page.inner_text(".user") == "<b>hi</b>"  # shown as text
     finally:
         context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.redis
+def test_the_page_reconnects_its_websocket_and_resumes_from_the_last_id(
+    browser: Any, serve: Callable[..., Server], redis: Server
+) -> None:
+    env = {"BROKER": "streams", "REDIS_URL": redis.url, "TOKEN_DELAY": "0.05"}
+    chat = serve(APP, env=env)
+    context = browser.new_context()
+    try:
+        with start_wiretap(chat) as tap:
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{tap.url}/?transport=websocket")
+            page.wait_for_function("document.body.dataset.state === 'open'")
+            page.click("#send")  # a reply of 18 tokens, 0.05 s apart
+            page.wait_for_function("document.querySelector('.assistant')?.textContent.length >= 3")
+            tap.cut()  # the network fails mid-reply
+            page.wait_for_function("document.body.dataset.connections === '2'")
+            page.wait_for_selector(".assistant[data-done=yes]")
+            assert page.inner_text(".assistant") == REPLY  # nothing lost, nothing twice
+            assert page.locator(".user").count() == 1
+    finally:
+        context.close()

@@ -85,6 +85,8 @@ def read(
     events: list[Event] = []
     decoder = Decoder()
     with client.stream("GET", f"/{path}", headers=headers) as response:
+        if response.status_code in (502, 503, 504):  # nginx found no live worker this time
+            raise httpx.TransportError(f"{response.status_code} from nginx")
         assert response.status_code == 200, response.read()
         for chunk in response.iter_bytes():
             if raw is not None:

@@ -233,6 +233,9 @@ def test_a_bad_last_id_is_refused_with_1008_and_the_resuming_client_stops(
     chat = serve(APP, env={"BROKER": "streams", "REDIS_URL": redis.url})
     with pytest.raises(ValueError, match="last_id must be a Redis stream id"):
         asyncio.run(read_with_resume(ws(chat.url, "/ws?last_id=banana"), 1))
+    refused = httpx.get(f"{chat.url}/events", headers={"Last-Event-ID": "banana"})
+    assert refused.status_code == 400 and "Last-Event-ID must be" in refused.json()["detail"]
+    assert httpx.get(f"{chat.url}/events?limit=x").status_code == 400
 
 
 # --- nginx and two workers -----------------------------------------------------------------

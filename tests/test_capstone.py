@@ -408,3 +408,26 @@ def test_the_page_uses_relative_urls_text_only_and_gives_a_session(stack: Capsto
     assert 'import("./sse.js")' in script and 'fetch("/' not in script and "fetch(`/" not in script
     forged = httpx.get(f"{stack.url}/", cookies={COOKIE: "0" * 32 + ".forged"})
     assert forged.headers["set-cookie"].startswith(f"{COOKIE}=")  # the page replaces it
+
+
+def test_a_worker_stopped_gracefully_hands_its_replies_over(stack: Capstone) -> None:
+    """A deploy: SIGTERM. The worker releases its leases as it shuts down, so the other adopts
+    its replies at the next sweep instead of after a whole lease."""
+    client = user(stack)
+    body = post(client, "survive a deploy").json()
+    owner = stack.workers[body["worker"]]
+    events = read(client, body["events"], stop_after=5)
+    owner.stop()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while events[-1].event not in TERMINAL:
+            assert time.monotonic() < deadline, "the reply never finished"
+            try:
+                events += read(client, body["events"], last_id=events[-1].id or "")
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert_exact_reply(events, "survive a deploy", body["seed"])
+        owners = [json.loads(e.data) for e in events if e.event == "owner"]
+        assert owners[-1]["takeover"] is True and owners[-1]["worker"] != body["worker"]
+    finally:
+        owner.restart()

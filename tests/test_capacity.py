@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from server.apps.broadcast_contenders import CONTENDERS, create_app
-from server.clients.broadcast_load import LoadProcesses, StampedRecord
+from server.clients.broadcast_load import LoadProcesses, StampedRecord, publish_paced
 from server.clients.publisher import publish_numbered
 from server.course.launcher import Server
 from server.sse import Decoder, Event
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RIVAL = "server.apps.broadcast_contenders:app"
 ROOM = "server.apps.broadcast:app"
 DEADLINE = 30.0  # seconds: generous, for a loaded 2-core machine
+SLACK_OPEN_LOOP = 0.5  # what a loaded machine may add to 0.2 s of paced sends (1 s if blocked)
 
 
 def stamped(n: int, sent: float | None = None) -> Event:
@@ -156,3 +158,74 @@ def test_the_capacity_bench_runs() -> None:
     assert out.count("100/100") == 9, out  # every contender held every connection
     assert out.count("all, in order") == 9 + 4, out  # latency rows, then growth rows
     assert "course, 2 workers + nginx + Redis" in out
+
+
+@pytest.mark.bench
+@pytest.mark.redis
+def test_a_low_open_files_limit_scales_the_bench_down_with_a_note() -> None:
+    def low_limit() -> None:  # in the child only: 150 descriptors, 50 of them for streams
+        resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
+
+    done = subprocess.run(
+        [sys.executable, "bench/bench_capacity.py", "--smoke", "--only", "idle"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT, preexec_fn=low_limit,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "scaled down: open-files limit 150 (hard 150): 100 streams asked, 50 fit" in done.stdout
+    assert done.stdout.count("50/50") == 9, done.stdout
+
+
+class SlowRoom:
+    """A loopback server that answers each pipelined POST 0.1 s after the one before,
+    with `status`, and keeps each request's body and arrival time."""
+
+    def __init__(self, status: int = 201) -> None:
+        self.status = status
+        self.received: list[tuple[float, dict[str, float]]] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                body = json.loads(await reader.readexactly(length))
+                self.received.append((time.time(), body))
+                await asyncio.sleep(0.1)
+                answer = b'{"id":null,"worker":"slow"}'
+                writer.write(
+                    f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
+                )
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+
+def test_the_paced_publisher_keeps_its_pace_and_order_when_answers_come_late() -> None:
+    room = SlowRoom()
+
+    async def scenario() -> int:
+        server = await asyncio.start_server(room.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await publish_paced(f"http://127.0.0.1:{port}/publish", 50, 0.2, first=7)
+
+    assert asyncio.run(scenario()) == 17  # 50/s for 0.2 s: n = 7..16
+    assert [body["n"] for _, body in room.received] == list(range(7, 17))
+    stamps = [body["t"] for _, body in room.received]
+    # All ten went out within about 0.2 s, although each answer took 0.1 s (1 s in all).
+    assert stamps[-1] - stamps[0] < 0.2 + SLACK_OPEN_LOOP
+    assert stamps == sorted(stamps)
+
+
+def test_the_paced_publisher_raises_on_an_answer_other_than_201() -> None:
+    room = SlowRoom(status=503)
+
+    async def scenario() -> int:
+        server = await asyncio.start_server(room.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await publish_paced(f"http://127.0.0.1:{port}/publish", 50, 0.1)
+
+    with pytest.raises(RuntimeError, match="publish 1: 503"):
+        asyncio.run(scenario())

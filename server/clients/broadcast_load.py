@@ -21,14 +21,17 @@ since the last report). Its stdin closing stops it.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import math
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.clients.load import HeldStreams, StreamRecord
+from server.clients.http_raw import read_head
+from server.clients.load import HeldStreams, StreamRecord, loopback_address
 from server.sse import Event
 
 
@@ -94,6 +97,44 @@ async def _listen(url: str, n: int, opening: int) -> None:
                     }
                 )
                 cpu, wall = now_cpu, now_wall
+
+
+async def publish_paced(url: str, rate: float, seconds: float, first: int = 1) -> int:
+    """POST `{"n", "t"}` messages to `url` at `rate` a second for `seconds`; the next n.
+
+    Open loop: each request goes out on time on one connection without waiting for the
+    answer to the one before (HTTP/1.1 pipelining; the server answers them in order, so the
+    messages stay in order). A worker busy fanning out answers late, but cannot slow the
+    publisher down and so hide that it fell behind, as a publisher that waits for each
+    answer would. Raises `RuntimeError` on an answer other than 201.
+    """
+    host, port, path = loopback_address(url)
+    count = math.ceil(rate * seconds)
+    reader, writer = await asyncio.open_connection(host, port)
+
+    async def answers() -> None:
+        for n in range(first, first + count):
+            _, status, _, head = read_head(io.BytesIO(await reader.readuntil(b"\r\n\r\n")))
+            body = await reader.readexactly(int(head.get("content-length", "0")))
+            if status != 201:
+                raise RuntimeError(f"publish {n}: {status} {body[:200]!r}")
+
+    reading = asyncio.create_task(answers())
+    try:
+        started = time.perf_counter()
+        for i in range(count):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            body = json.dumps({"n": first + i, "t": time.time()}).encode()
+            head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            writer.write(head.encode() + body)
+            if reading.done():
+                break  # an answer failed: stop, and raise it below
+        await reading
+    finally:
+        reading.cancel()
+        writer.close()
+    return first + count
 
 
 @dataclass

@@ -9,6 +9,7 @@ injected by pid (`Server.kill`), never by sleeping and hoping; waits are deadlin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -39,6 +40,7 @@ SETTINGS = {
     "LEASE_SECONDS": "1.5",
     "SWEEP_SECONDS": "0.25",
     "HEARTBEAT": "1",
+    "MAX_STREAMS": "3",
 }
 TERMINAL = ("done", "error", "stopped")
 
@@ -192,6 +194,29 @@ def test_the_concurrent_cap_is_a_429_that_says_what_to_do(stack: Capstone) -> No
     assert post(client, "now there is room").status_code == 202
 
 
+def test_open_streams_per_user_are_capped_on_each_worker(stack: Capstone) -> None:
+    client = user(stack)
+    body = post(client, "read me thrice").json()
+    worker = stack.workers[body["worker"]]
+    direct = client_for(worker.url)
+    direct.cookies.set(COOKIE, client.cookies[COOKIE])
+    path = f"/{body['events']}"
+    with contextlib.ExitStack() as open_streams:
+        held = [open_streams.enter_context(direct.stream("GET", path)) for _ in range(3)]
+        assert [response.status_code for response in held] == [200] * 3
+        readers = [response.iter_bytes() for response in held]  # kept: a dropped one closes
+        for reader in readers:  # each stream is counted once its body runs
+            assert b"event: owner" in next(reader)
+        refused = direct.get(path)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert "3 reply streams open on this server" in refused.json()["detail"]
+    client.post(f"/{body['stop']}")  # (so that a stream read below ends at once)
+    deadline = time.monotonic() + DEADLINE  # closed: the count goes down again
+    while direct.get(path).status_code == 429:
+        assert time.monotonic() < deadline, "closed streams were never uncounted"
+        time.sleep(0.05)
+
+
 def test_the_rate_limit_is_a_429_with_retry_after(stack: Capstone) -> None:
     for _attempt in range(2):  # a minute boundary inside the test resets the count: try again
         client = user(stack)
@@ -326,8 +351,14 @@ def test_the_capstone_bench_runs_and_checks_every_reply() -> None:
     assert [(row[-15], row[-14]) for row in rows] == [("10", "10")] * 2, done.stdout  # all exact
 
 
-def test_one_worker_holds_more_streams_than_redis_py_s_default_pool(stack: Capstone) -> None:
+def test_one_worker_holds_more_streams_than_redis_py_s_default_pool() -> None:
     """Each waiting stream holds a Redis connection; redis-py's pool stops at 100 by default."""
+    fake = {"FAKE_OPENAI_TPS": "10", "FAKE_OPENAI_TOKENS": str(TOKENS)}
+    with start_capstone(workers=1, env={"MAX_STREAMS": "200"}, fake_env=fake) as alone:
+        held_by_one_worker(alone)
+
+
+def held_by_one_worker(stack: Capstone) -> None:
     client = user(stack)
     body = post(client, "many readers").json()
     worker = stack.workers[body["worker"]]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = connect(chosen.redis_url, max_connections=chosen.redis_connections)
         state = app.state
         state.settings, state.metrics, state.draining = chosen, Metrics(), False
+        state.streams = Counter[str]()  # open reply streams per user, on this worker
         state.replies = Replies(redis, chosen.history_cap, chosen.reply_ttl)
         state.generator = Generator(state.replies, client, upstream, chosen, state.metrics)
         sweeper = asyncio.create_task(state.generator.sweep_forever())

@@ -14,6 +14,10 @@ Refusals, in the order they are checked, and nothing is stored by any of them:
 - a body that is not JSON: 400; JSON of the wrong shape: 422, saying which field;
 - over ``RATE_PER_MINUTE``: 429 with ``Retry-After`` (the seconds left in the minute);
 - ``MAX_ACTIVE`` replies already generating: 429 with ``Retry-After: 1`` ("stop one, or wait");
+- ``MAX_STREAMS`` reply streams already open on this worker (a GET of the events): 429. It is
+  counted per worker, in memory (a count in Redis would leak the streams of a killed worker),
+  so a user spread over N workers may hold up to N times as many: enough to stop one client
+  from holding thousands of connections (and Redis connections) open;
 - Redis unreachable: 503 with ``Retry-After``.
 
 A POST may carry an ``Idempotency-Key``: sent again (a retry after a lost answer, or a 502
@@ -26,7 +30,8 @@ import json
 import random
 import re
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -187,11 +192,33 @@ async def events(request: Request) -> Response | SendDeadline:
         after = parse_stream_id(request.headers.get("last-event-id"))
     except ValueError as error:
         raise Refused(400, str(error), "bad_request") from None
+    streams: Counter[str] = request.app.state.streams
+    if streams[keys.user] >= settings.max_streams:
+        detail = (
+            f"You have {streams[keys.user]} reply streams open on this server (at most "
+            f"{settings.max_streams}). Close a tab, or wait for a reply to end."
+        )
+        raise Refused(429, detail, "streams", {"Retry-After": "1"})
     body = reply_events(
         request.app.state.replies.redis, keys.reply, after, heartbeat=settings.heartbeat,
         retry_ms=settings.retry_ms, metrics=request.app.state.metrics,
     )  # fmt: skip
-    return SendDeadline(sse_response(body), settings.send_timeout, lambda: None)
+    counted = _counted(body, streams, keys.user)
+    return SendDeadline(sse_response(counted), settings.send_timeout, lambda: None)
+
+
+async def _counted(
+    body: AsyncIterator[bytes], streams: Counter[str], user: str
+) -> AsyncIterator[bytes]:
+    """`body`, counted as one of `user`'s open streams on this worker while it runs."""
+    streams[user] += 1
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        streams[user] -= 1
+        if streams[user] <= 0:
+            del streams[user]
 
 
 async def stop(request: Request) -> Response:

@@ -16,6 +16,7 @@ variable                    default    meaning
 ``SWEEP_SECONDS``           0.5        how often each worker looks for such orphans
 ``MAX_TAKEOVERS``           3          adoptions before a reply is given up (an error event)
 ``MAX_ACTIVE``              3          replies one user may have generating at once
+``MAX_STREAMS``             6          reply streams one user may hold open on one worker
 ``RATE_PER_MINUTE``         20         messages one user may send per minute
 ``MAX_MESSAGE_CHARS``       4000       characters in one message (more: 413)
 ``MAX_BODY_BYTES``          16384      bytes in one request body (more: 413)
@@ -53,6 +54,7 @@ class Settings:
     sweep_seconds: float = 0.5
     max_takeovers: int = 3
     max_active: int = 3
+    max_streams: int = 6
     rate_per_minute: int = 20
     max_message_chars: int = 4000
     max_body_bytes: int = 16384

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from server.clients.broadcast_load import LoadProcesses, Report, publish_paced
 from server.clients.load import raise_open_files_limit, stream_budget
-from server.clients.measure import format_table, percentile
+from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
 from server.course.cluster import start_workers, upstreams
 from server.course.launcher import Server, start_app, start_command, start_nginx, start_redis
 
@@ -81,22 +81,6 @@ CONTENDERS = (
     Contender("FastAPI native", RIVAL, {"CONTENDER": "fastapi"}),
     Contender("Django ASGI", DJANGO, {}, path="/events?interval=15", broadcasts=False),
 )
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of process `pid`, in KiB (Linux /proc)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time process `pid` has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -184,15 +168,22 @@ def idle(server: Server, contender: Contender, n: int, hold: float) -> dict[str,
     }
 
 
-def fan_out(url: str, listeners: int, rate: float, seconds: float) -> tuple[Report, int]:
-    """`listeners` on `url`/events, `rate` messages a second for `seconds`: (report, sent)."""
+def fan_out(
+    url: str, listeners: int, rate: float, seconds: float, pids: Sequence[int] = ()
+) -> tuple[Report, int, list[float]]:
+    """`listeners` on `url`/events, `rate` messages a second for `seconds`.
+
+    Returns the report, the messages sent, and the CPU seconds each of `pids` spent meanwhile.
+    """
     with LoadProcesses(url + "/events", listeners) as load:
         if load.opened < listeners:
             raise RuntimeError(f"only {load.opened} of {listeners} listeners connected")
         load.report()  # from here on
+        cpu = [cpu_seconds(pid) for pid in pids]
         sent = publish_at(url + "/publish", rate, seconds, 1) - 1
         load.wait(sent, timeout=60)
-        return load.report(), sent
+        used = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu, strict=True)]
+        return load.report(), sent, used
 
 
 def latency_row(name: str, report: Report, listeners: int, sent: int) -> dict[str, object]:
@@ -222,8 +213,15 @@ def cluster_latency(listeners: int, seconds: float, redis: Server) -> dict[str, 
                 main=f"worker_rlimit_nofile {4 * listeners + 2000};",
             )
         )
-        report, sent = fan_out(nginx.url, listeners, 1.0, seconds)
-    return latency_row("course, 2 workers + nginx + Redis", report, listeners, sent)
+        pids = [app_pid(worker) for worker in workers.values()] + [app_pid(nginx), redis.pid]
+        report, sent, cpu = fan_out(nginx.url, listeners, 1.0, seconds, pids)
+    row = latency_row("course, 2 workers + nginx + Redis", report, listeners, sent)
+    deliveries = max(1, len(report.delays))
+    return row | {
+        "workers µs/delivery": 1e6 * (cpu[0] + cpu[1]) / deliveries,
+        "nginx µs/delivery": 1e6 * cpu[2] / deliveries,
+        "Redis µs/message": 1e6 * cpu[3] / max(1, sent),
+    }
 
 
 def throughput(
@@ -349,19 +347,21 @@ def main() -> None:
         f"servers and listeners, open files {soft} (hard {hard})"
     )
     tables: dict[str, list[dict[str, object]]] = {part: [] for part in PARTS if part in parts}
+    if "latency" in parts:
+        tables["cluster"] = []
     with start_redis() as redis:
         for contender in CONTENDERS:
             with serve(contender, redis) as server:
                 if "idle" in parts:
                     tables["idle"].append(idle(server, contender, n, hold))
                 if "latency" in parts and contender.broadcasts:
-                    report, sent = fan_out(server.url, listeners, 1.0, seconds)
+                    report, sent, _ = fan_out(server.url, listeners, 1.0, seconds)
                     tables["latency"].append(latency_row(contender.name, report, listeners, sent))
                 if "throughput" in parts and contender.broadcasts:
                     row = throughput(server, contender, listeners, rates, seconds / 2)
                     tables["throughput"].append(row)
         if "latency" in parts:
-            tables["latency"].append(cluster_latency(cluster, seconds, redis))
+            tables["cluster"].append(cluster_latency(cluster, seconds, redis))
     if "growth" in parts:
         for contender in CONTENDERS:
             if contender.name not in GROWTH:
@@ -369,7 +369,8 @@ def main() -> None:
             tables["growth"] += growth(contender, sizes, seconds / 2)
     titles = {
         "idle": f"idle: {n} connections held for {hold:g} s on one worker, heartbeat every 15 s",
-        "latency": f"latency: {listeners} listeners on one worker ({cluster} on two), 1 message/s",
+        "latency": f"latency: {listeners} listeners on one worker, 1 message/s",
+        "cluster": f"latency: {cluster} listeners on 2 workers behind nginx, Redis Streams",
         "throughput": f"throughput: {listeners} listeners, rates {rates}/s, {seconds / 2:g} s each",
         "growth": f"growth: listeners added to one worker, 1 message/s for {seconds / 2:g} s",
     }

@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 from urllib.parse import quote
 
+from server.clients.measure import cpu_seconds
 from server.course.launcher import Server, start_app
 from server.seed_texts import PROMPT
 
@@ -93,16 +93,6 @@ async def throughput(port: int, request: bytes, marker: bytes, streams: int) -> 
     started = time.perf_counter()
     results = await asyncio.gather(*(one_stream(port, request, marker) for _ in range(streams)))
     return sum(count for _, count in results), time.perf_counter() - started
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far (Linux /proc; NaN elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_times(*servers: Server) -> list[float]:

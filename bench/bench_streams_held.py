@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from server.clients.load import HeldStreams, Latency, LoadSummary, plain_latency
 from server.clients.load import raise_open_files_limit as raise_limit
-from server.clients.measure import format_table
+from server.clients.measure import format_table, rss_kib
 from server.course.launcher import Server, start_app
 
 APPS = (  # name, import string, plain pages
@@ -56,15 +56,6 @@ class Run:
     @property
     def kib_per_stream(self) -> float:
         return (self.rss_held - self.rss_before) / max(1, self.streams.opened)
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of process `pid`, in KiB (Linux /proc)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 async def measure(

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from server.clients.load import HeldStreams, raise_open_files_limit
-from server.clients.measure import format_table
+from server.clients.measure import format_table, rss_kib
 from server.clients.ws_load import HeldSockets
 from server.course.launcher import Server, start_app
 
@@ -61,14 +61,6 @@ class Result:
     @property
     def cpu_us_per_message(self) -> float:
         return 1e6 * self.server_cpu / self.delivered if self.delivered else 0.0
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def held(transport: str, server: Server, n: int) -> Any:

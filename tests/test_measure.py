@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import numpy as np
 import pytest
 
-from server.clients.measure import format_table, percentile, share_soon_after
+from server.clients.measure import (
+    cpu_seconds,
+    format_table,
+    percentile,
+    rss_kib,
+    share_soon_after,
+)
 
 
 @pytest.mark.parametrize("values", [[1, 2, 3, 4], [5], [0, 10], [3.5, -1, 7, 7, 2, 9.25, 0, 4]])
@@ -38,3 +46,12 @@ def test_format_table_aligns_names_left_and_numbers_right():
         "SSE             30     4.8    16.2",
     ]
     assert format_table([]) == ""
+
+
+def test_a_process_memory_and_cpu_time_are_read_from_proc() -> None:
+    # This process: at least the interpreter in memory, and the CPU it has spent so far.
+    assert 5_000 < rss_kib(os.getpid()) < 10_000_000
+    spent = time.process_time()
+    assert 0 < cpu_seconds(os.getpid()) <= spent + 0.05  # /proc counts in clock ticks
+    with pytest.raises(FileNotFoundError):
+        rss_kib(2**22 + 1)  # above Linux's largest pid: no such process

@@ -1,15 +1,19 @@
-"""Small statistics and a text table for what the lessons measure.
+"""Small statistics, a text table, and what a server process costs, for what the lessons measure.
 
 Lessons report delivery delays as percentiles (the median says what is usual, p95 what one
 user in twenty suffers) and print their results as plain aligned tables, so nothing here needs
 numpy or pandas: a learner can read each function in a few lines, and `percentile` agrees with
 numpy's default (linear interpolation), which the tests check. Lesson 02's experiment, later
 lessons' load tests and the scripts in bench/ share these rather than each writing their own.
+
+`rss_kib` and `cpu_seconds` read another process's memory and CPU time from /proc (Linux), as
+a bench measures the server it started: the server's own count, not the client's guess.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -67,3 +71,19 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of process `pid` now, in KiB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process `pid` has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

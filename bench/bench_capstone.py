@@ -39,7 +39,7 @@ import redis.asyncio as aioredis
 
 from server.apps.fake_openai.model import reply_for
 from server.clients.load import raise_open_files_limit
-from server.clients.measure import format_table, percentile
+from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
 from server.course.capstone import Capstone, start_capstone
 from server.sse import Decoder
 
@@ -172,22 +172,11 @@ async def user(stack: Capstone, n: int, args: argparse.Namespace, run: Run) -> N
                 reply.seconds = time.monotonic() - sent
 
 
-def cpu_seconds(stack: Capstone) -> tuple[dict[int, float], tuple[float]]:
+def stack_cpu(stack: Capstone) -> tuple[dict[int, float], float]:
     """CPU seconds so far of each running worker (by pid), and of the fake model plus Redis."""
-
-    def of(pid: int) -> float:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-    workers = {w.pid: of(w.pid) for w in stack.workers.values() if w.running}
+    workers = {w.pid: cpu_seconds(w.pid) for w in stack.workers.values() if w.running}
     others = [s for s in (stack.upstream, stack.redis) if s is not None]
-    return workers, (sum(of(s.pid) for s in others),)
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return workers, sum(cpu_seconds(s.pid) for s in others)
 
 
 async def sample_memory(stack: Capstone, run: Run, redis: aioredis.Redis) -> None:
@@ -219,12 +208,12 @@ async def load(stack: Capstone, args: argparse.Namespace, label: str, kill: bool
     sampler = asyncio.create_task(sample_memory(stack, run, redis))
     chaos = asyncio.create_task(killer(stack, run, args.users)) if kill else None
     start, cpu = time.monotonic(), time.process_time()
-    workers_before, model_before = cpu_seconds(stack)
+    workers_before, model_before = stack_cpu(stack)
     await asyncio.gather(*(user(stack, n, args, run) for n in range(args.users)))
     run.wall, run.client_cpu = time.monotonic() - start, time.process_time() - cpu
-    workers_after, model_after = cpu_seconds(stack)
+    workers_after, model_after = stack_cpu(stack)
     run.workers_cpu = sum(t - workers_before.get(p, 0) for p, t in workers_after.items())
-    run.model_cpu = model_after[0] - model_before[0]
+    run.model_cpu = model_after - model_before
     for task in (sampler, chaos):
         if task is not None:
             task.cancel()

@@ -90,7 +90,7 @@ async def read_reply(
 ) -> list[tuple[int, str]]:
     """The reply's tokens, resuming from the last id whenever the stream breaks."""
     pieces: list[tuple[int, str]] = []
-    last_id, deadline, ended = "", time.monotonic() + DEADLINE, None
+    last_id, deadline, ended, said = "", time.monotonic() + DEADLINE, None, ""
     while ended is None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no last event within {DEADLINE:g} s")
@@ -111,13 +111,14 @@ async def read_reply(
                             pieces.append((data["i"], data["delta"]))
                         elif event.event in TERMINAL:
                             ended = event.event
+                            said = json.loads(event.data).get("message", "")
         except httpx.TransportError:
             pass
         if ended is None:
             reply.reconnects += 1
             await asyncio.sleep(0.2)
     if ended != "done":
-        raise RuntimeError(f"the reply ended with {ended}")
+        raise RuntimeError(f"the reply ended with {ended}: {said}")
     return pieces
 
 

@@ -198,6 +198,7 @@ class Generator:
                     await close_within(response, CLOSE_TIMEOUT)
         except openai.APIError as error:
             self.metrics.upstream_errors.labels(_kind(error, index)).inc()
+            log.warning("reply %s: upstream error after %d tokens: %r", keys.reply, index, error)
             message = explain(error, self.upstream) if index == 0 else (
                 f"The model stopped after {index} pieces of text: {error.message} "
                 "The reply above is incomplete.")  # fmt: skip

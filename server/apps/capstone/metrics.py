@@ -65,7 +65,7 @@ class Metrics:
         )
         self.refused = Counter(
             "capstone_requests_refused",
-            "Requests refused, by reason (session, too_large, rate, busy, streams, ...)",
+            "Requests refused, by reason (rate, busy, too_large, bad_request, session)",
             ["reason"],
             registry=r,
         )

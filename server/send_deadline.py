@@ -40,49 +40,72 @@ class SendDeadline:
         self.on_timeout = on_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        sending_since: float | None = None  # loop time the send in progress started
-        sender: asyncio.Task[object] | None = None  # the task that is sending
-        timer: asyncio.TimerHandle | None = None
-        cancelled: float | None = None  # the start time of the send the timer cancelled
-        expired = False
-
-        def check() -> None:
-            nonlocal timer, cancelled
-            timer = None
-            if sending_since is None or sender is None:
-                return  # nothing in progress: the next send arms the timer again
-            if loop.time() - sending_since < self.seconds:
-                timer = loop.call_at(sending_since + self.seconds, check)
-                return
-            cancelled = sending_since
-            sender.cancel()
-
-        async def send_within_deadline(message: Message) -> None:
-            nonlocal sending_since, sender, timer, expired
-            started = sending_since = loop.time()
-            sender = asyncio.current_task()
-            assert sender is not None
-            if timer is None:
-                timer = loop.call_at(started + self.seconds, check)
-            cancelling = sender.cancelling()
-            try:
-                await send(message)
-            except asyncio.CancelledError:
-                # Ours only if nobody else asked to cancel the task too.
-                if cancelled == started and sender.uncancel() <= cancelling:
-                    expired = True
-                    raise TimeoutError(f"a send waited over {self.seconds} s") from None
-                raise
-            finally:
-                sending_since = None
-
+        deadline = _Deadline(send, self.seconds)
         try:
-            await self.app(scope, receive, send_within_deadline)
+            await self.app(scope, receive, deadline.send)
         except TimeoutError:
-            if not expired:
+            if not deadline.expired:
                 raise  # some other timeout inside the app: not ours to swallow
             self.on_timeout()
         finally:
-            if timer is not None:
-                timer.cancel()
+            deadline.stop()
+
+
+class _Deadline:
+    """One response's deadline: its `send`, and the lazy timer that watches it.
+
+    A class with slots rather than closures: a server holds one per open stream.
+    """
+
+    __slots__ = (
+        "_cancelled",
+        "_loop",
+        "_send",
+        "_sender",
+        "_since",
+        "_timer",
+        "expired",
+        "seconds",
+    )
+
+    def __init__(self, send: Send, seconds: float) -> None:
+        self._send, self.seconds = send, seconds
+        self._loop = asyncio.get_running_loop()
+        self._since: float | None = None  # loop time the send in progress started
+        self._sender: asyncio.Task[object] | None = None  # the task that is sending
+        self._timer: asyncio.TimerHandle | None = None
+        self._cancelled: float | None = None  # the start time of the send the timer cancelled
+        self.expired = False
+
+    async def send(self, message: Message) -> None:
+        started = self._since = self._loop.time()
+        sender = self._sender = asyncio.current_task()
+        assert sender is not None
+        if self._timer is None:
+            self._timer = self._loop.call_at(started + self.seconds, self._check)
+        cancelling = sender.cancelling()
+        try:
+            await self._send(message)
+        except asyncio.CancelledError:
+            # Ours only if nobody else asked to cancel the task too.
+            if self._cancelled == started and sender.uncancel() <= cancelling:
+                self.expired = True
+                raise TimeoutError(f"a send waited over {self.seconds} s") from None
+            raise
+        finally:
+            self._since = None
+
+    def _check(self) -> None:
+        self._timer = None
+        since, sender = self._since, self._sender
+        if since is None or sender is None:
+            return  # nothing in progress: the next send arms the timer again
+        if self._loop.time() - since < self.seconds:
+            self._timer = self._loop.call_at(since + self.seconds, self._check)
+            return
+        self._cancelled = since
+        sender.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()

@@ -31,12 +31,36 @@ import asyncio
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 OUTCOMES = ("finished", "cancelled", "failed")
 TRACKED = ("active", *OUTCOMES)  # what `track` counts; `add` counts anything else
+
+
+class Tracked:
+    """The `with` block of one tracked stream: on the way out, it counts how the stream ended.
+
+    A class rather than a `@contextmanager` generator: a server holds one per open stream, and
+    a suspended generator frame costs about 500 bytes more (`bench/bench_capacity.py`).
+    """
+
+    __slots__ = ("_name", "_stats")
+
+    def __init__(self, stats: StreamStats, name: str) -> None:
+        self._stats, self._name = stats, name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            outcome = "finished"
+        elif issubclass(kind, (asyncio.CancelledError, GeneratorExit)):
+            outcome = "cancelled"
+        else:
+            outcome = "failed"
+        self._stats._end(self._name, outcome)  # the exception, if any, goes on
 
 
 class StreamStats:
@@ -47,21 +71,15 @@ class StreamStats:
         self._counts: dict[str, Counter[str]] = {}
         self._requests: deque[dict[str, Any]] = deque(maxlen=log_size)
 
-    @contextmanager
-    def track(self, name: str) -> Iterator[None]:
+    def track(self, name: str) -> Tracked:
         """Count one stream called `name` as active for the duration of the `with` block."""
         self._add(name, "active", +1)
-        outcome = "failed"
-        try:
-            yield
-            outcome = "finished"
-        except (asyncio.CancelledError, GeneratorExit):
-            outcome = "cancelled"
-            raise
-        finally:
-            with self._lock:
-                self._counts[name]["active"] -= 1
-                self._counts[name][outcome] += 1
+        return Tracked(self, name)
+
+    def _end(self, name: str, outcome: str) -> None:
+        with self._lock:
+            self._counts[name]["active"] -= 1
+            self._counts[name][outcome] += 1
 
     def add(self, name: str, counter: str, amount: int = 1) -> None:
         """Add `amount` to a counter of your own for stream `name` (say, tokens sent)."""

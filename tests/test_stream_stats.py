@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,6 +19,16 @@ def test_track_counts_how_each_stream_ended() -> None:
     with pytest.raises(asyncio.CancelledError), stats.track("s"):
         raise asyncio.CancelledError
     assert stats.counts("s") == {"active": 0, "finished": 1, "cancelled": 1, "failed": 1}
+
+    def sync_stream() -> Iterator[int]:
+        with stats.track("sync"):
+            yield 1
+            yield 2
+
+    stream = sync_stream()
+    next(stream)
+    stream.close()  # the client left a sync generator: GeneratorExit
+    assert stats.counts("sync") == {"active": 0, "finished": 0, "cancelled": 1, "failed": 0}
 
 
 def test_added_counters_sit_beside_the_tracked_ones() -> None:

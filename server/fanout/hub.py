@@ -61,6 +61,8 @@ class Subscription:
     `timeout` seconds, and a message costs one clock read.
     """
 
+    __slots__ = ("_last", "_queue", "_timer", "dropped")  # one per open stream: keep it small
+
     def __init__(self, size: int) -> None:
         # None in the queue wakes the stream: it was dropped, or it has been idle too long.
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue(size)

@@ -313,6 +313,7 @@ def plot(rows: list[dict[str, object]], sizes: list[int], path: str) -> None:
         memory.plot(x, [row["KiB/conn"] for row in mine], marker="o", label=name)
         delay.plot(x, [row["p99 ms"] for row in mine], marker="o", label=name)
     memory.set(xlabel="listeners", ylabel="KiB per connection", xscale="log", xticks=sizes)
+    memory.set_ylim(bottom=0)  # a difference of 10% looks like one
     delay.set(xlabel="listeners", ylabel="p99 delay (ms)", xscale="log", xticks=sizes)
     for axes in (memory, delay):
         axes.set_xticklabels([f"{size:,}" for size in sizes])

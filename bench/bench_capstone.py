@@ -38,8 +38,8 @@ import httpx
 import redis.asyncio as aioredis
 
 from server.apps.fake_openai.model import reply_for
-from server.clients.load import raise_open_files_limit
 from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
+from server.clients.open_files import raise_open_files_limit
 from server.course.capstone import Capstone, start_capstone
 from server.sse import Decoder
 

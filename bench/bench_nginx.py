@@ -39,8 +39,8 @@ import httpx
 
 from server.clients.delivery import Delivery, deliveries
 from server.clients.load import HeldStreams, LoadSummary
-from server.clients.load import raise_open_files_limit as raise_limit
 from server.clients.measure import format_table, percentile
+from server.clients.open_files import raise_open_files_limit as raise_limit
 from server.course.launcher import Server, start_app, start_nginx
 from server.course.nginx import SSE_PROXY, nginx_version
 

@@ -32,8 +32,8 @@ import platform
 from dataclasses import dataclass
 
 from server.clients.load import HeldStreams, Latency, LoadSummary, plain_latency
-from server.clients.load import raise_open_files_limit as raise_limit
 from server.clients.measure import format_table, rss_kib
+from server.clients.open_files import raise_open_files_limit as raise_limit
 from server.course.launcher import Server, start_app
 
 APPS = (  # name, import string, plain pages

@@ -34,8 +34,9 @@ from typing import Any
 
 import httpx
 
-from server.clients.load import HeldStreams, raise_open_files_limit
+from server.clients.load import HeldStreams
 from server.clients.measure import format_table, rss_kib
+from server.clients.open_files import raise_open_files_limit
 from server.clients.ws_load import HeldSockets
 from server.course.launcher import Server, start_app
 

@@ -19,12 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.clients.load import (
-    HeldStreams,
-    StreamRecord,
-    plain_latency,
-    raise_open_files_limit,
-)
+from server.clients.load import HeldStreams, StreamRecord, plain_latency
+from server.clients.open_files import raise_open_files_limit
 from server.course.launcher import Server
 from server.course.ports import free_port
 from server.sse import Event, encode
@@ -187,7 +183,8 @@ def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
 
 LOW_LIMIT = """
 import asyncio, json, resource, sys
-from server.clients.load import HeldStreams, stream_budget
+from server.clients.load import HeldStreams
+from server.clients.open_files import stream_budget
 resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
 
 async def hold():

@@ -18,8 +18,8 @@ checks other events: `server.clients.broadcast_load`). Leaving the block closes 
 bottleneck. `plain_latency(url, m)` times m sequential GETs, each on a new connection as a
 new visitor's would be: with streams held, is there still time for anyone else?
 
-Each stream holds a file descriptor: `stream_budget` raises the soft open-files limit to the
-hard one (servers started later inherit it); if `n` still does not fit, it scales it down.
+Each stream holds a file descriptor: `server.clients.open_files.stream_budget` scales `n` down
+to what this process's open-files limit allows, and says so.
 
 Why raw asyncio streams, not httpx: measured here (2 cores), one `httpx.AsyncClient` spent
 1.5 ms of CPU per stream to open 1,000 streams, 3 ms for 4,000 (its pool scans every
@@ -31,9 +31,7 @@ incrementally. Loopback only: this is a load generator.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-import resource
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -42,11 +40,11 @@ from urllib.parse import urlsplit
 
 from server.clients.http_raw import build_request, read_head
 from server.clients.measure import percentile
+from server.clients.open_files import stream_budget
 from server.event_ids import parse_counter_id
 from server.sse import Decoder, Event
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
-RESERVED_FILES = 100  # descriptors this process needs besides the streams
 MAX_PROBLEMS = 10  # per stream: enough to see the pattern, bounded for an endless stream
 # How a connection can fail: refused or reset, or a timeout (OSErrors); cut short (EOFError);
 # a malformed head or chunk size, or an oversized event (ValueError); a head over 64 KiB.
@@ -61,24 +59,6 @@ def loopback_address(url: str) -> tuple[str, int, str]:
         raise ValueError(f"a load client targets http:// on loopback only, got {url!r}")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.hostname, parts.port or 80, path
-
-
-def raise_open_files_limit() -> tuple[int, int]:
-    """Raise the soft limit on open files to the hard one where allowed; return (soft, hard)."""
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    with contextlib.suppress(ValueError, OSError):  # macOS refuses an unlimited hard limit
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def stream_budget(wanted: int) -> tuple[int, str]:
-    """How many of `wanted` streams this process can hold, and a line saying what limits it."""
-    soft, hard = raise_open_files_limit()
-    note = f"open-files limit {soft} (hard {hard})"
-    if soft - RESERVED_FILES >= wanted:
-        return wanted, note
-    fits = max(0, soft - RESERVED_FILES)
-    return fits, f"{note}: {wanted} streams asked, {fits} fit; raise it with ulimit -n"
 
 
 async def _open(host: str, port: int, path: str, headers: dict[str, str]) -> Opened:

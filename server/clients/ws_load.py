@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 
 from server.clients.http_raw import build_request, read_head, websocket_accept
-from server.clients.load import FAILURES, loopback_address, stream_budget
+from server.clients.load import FAILURES, loopback_address
+from server.clients.open_files import stream_budget
 
 PING, PONG, CLOSE = 0x9, 0xA, 0x8
 

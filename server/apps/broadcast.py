@@ -63,6 +63,7 @@ from server.fanout import (
     Feed,
     open_broker,
 )
+from server.query_params import whole_number
 from server.send_deadline import SendDeadline
 from server.sse import Event, comment, encode
 from server.sse_response import sse_response
@@ -111,15 +112,6 @@ def _error(detail: str, status: int, headers: Mapping[str, str] | None = None) -
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def _count(request: Request, name: str, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
-        raise BadRequest(f"{name} must be a whole number, got {raw[:20]!r}")
-    return int(raw)
-
-
 def _worker_header(request: Request) -> dict[str, str]:
     return {"X-Worker": request.app.state.settings.worker}
 
@@ -132,8 +124,8 @@ async def events(request: Request) -> Response | ASGIApp:
     settings: Settings = request.app.state.settings
     broker: Broker = request.state.broker
     try:
-        limit = _count(request, "limit", None)
-        history = _count(request, "history", 0) or 0
+        limit = whole_number(request.query_params, "limit")
+        history = whole_number(request.query_params, "history") or 0
         # Only a streams broker sends ids, so only its clients can send one back.
         header = request.headers.get("last-event-id") if broker.keeps_history else None
         feed = broker.subscribe(parse_stream_id(header), history)

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.datastructures import QueryParams
-
 from server.fanout import DEFAULT_MAXLEN, DEFAULT_QUEUE_SIZE, Broker, BrokerUnavailable
 from server.seed_texts import REPLY
 from server.stream_stats import StreamStats
@@ -48,15 +46,6 @@ class Settings:
             queue_size=int(env.get("QUEUE_SIZE", cls.queue_size)),
             maxlen=int(env.get("STREAM_MAXLEN", cls.maxlen)),
         )
-
-
-def query_count(params: QueryParams, name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
-        raise ValueError(f"{name} must be a whole number, got {raw[:20]!r}")
-    return int(raw)
 
 
 def user_message(raw: str | bytes) -> tuple[str, int]:

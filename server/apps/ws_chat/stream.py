@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from server.apps.ws_chat.room import STATS, Room, query_count, user_message
+from server.apps.ws_chat.room import STATS, Room, user_message
 from server.event_ids import parse_stream_id
 from server.fanout import BrokerUnavailable, Dropped, Feed
+from server.query_params import whole_number
 from server.send_deadline import SendDeadline
 from server.sse import comment
 from server.sse_response import sse_response
@@ -37,8 +38,8 @@ async def events(request: Request) -> Response | ASGIApp:
     """The room as an event stream, after a `Last-Event-ID` (streams broker)."""
     room: Room = request.state.room
     try:
-        limit = query_count(request.query_params, "limit")
-        history = query_count(request.query_params, "history") or 0
+        limit = whole_number(request.query_params, "limit")
+        history = whole_number(request.query_params, "history") or 0
         header = request.headers.get("last-event-id") if room.broker.keeps_history else None
         feed = room.broker.subscribe(parse_stream_id(header), history)
     except ValueError as error:

@@ -12,9 +12,10 @@ from contextlib import suppress
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.apps.ws_chat.room import STATS, Room, Settings, query_count, user_message
+from server.apps.ws_chat.room import STATS, Room, Settings, user_message
 from server.event_ids import parse_stream_id
 from server.fanout import BrokerUnavailable, Dropped, Feed, Message
+from server.query_params import whole_number
 
 POLICY = 1008  # WebSocket close code: "policy violation", our 400
 TRY_AGAIN_LATER = 1013  # WebSocket close code: dropped for falling a whole queue behind
@@ -35,8 +36,8 @@ async def chat_socket(websocket: WebSocket) -> None:
     room: Room = websocket.state.room
     await websocket.accept()
     try:
-        limit = query_count(websocket.query_params, "limit")
-        history = query_count(websocket.query_params, "history") or 0
+        limit = whole_number(websocket.query_params, "limit")
+        history = whole_number(websocket.query_params, "history") or 0
         last_id = websocket.query_params.get("last_id") if room.broker.keeps_history else None
         feed = room.broker.subscribe(parse_stream_id(last_id, "last_id"), history)
     except ValueError as error:

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.clients.broadcast_load import LoadProcesses, Report, publish_paced
-from server.clients.load import raise_open_files_limit, stream_budget
 from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
+from server.clients.open_files import raise_open_files_limit, stream_budget
 from server.course.cluster import start_workers, upstreams
 from server.course.launcher import Server, start_app, start_command, start_nginx, start_redis
 
@@ -287,14 +287,7 @@ def growth(contender: Contender, sizes: list[int], seconds: float) -> list[dict[
             for each, joined in zip(loads, starts, strict=True):
                 each.wait(after - joined, timeout=60)  # one that fell behind shows below
             reports = [each.report() for each in loads]
-            report = Report(
-                delays=[d for r in reports for d in r.delays],
-                events=sum(r.events for r in reports),
-                open=sum(r.open for r in reports),
-                in_order=sum(r.in_order for r in reports),
-                problems=[p for r in reports for p in r.problems],
-                cpu_share=max(r.cpu_share for r in reports),
-            )
+            report = Report.merge(reports)
             row = latency_row(contender.name, report, held, sent)
             rows.append({**row, "KiB/conn": (rss - before) / max(1, held)})
     return rows

@@ -148,6 +148,18 @@ class Report:
     problems: list[str]
     cpu_share: float  # the busiest listener process's CPU over wall time: near 1, saturated
 
+    @classmethod
+    def merge(cls, reports: list[Report]) -> Report:
+        """Several groups of listeners' reports as one."""
+        return cls(
+            delays=[d for r in reports for d in r.delays],
+            events=sum(r.events for r in reports),
+            open=sum(r.open for r in reports),
+            in_order=sum(r.in_order for r in reports),
+            problems=[p for r in reports for p in r.problems][:5],
+            cpu_share=max((r.cpu_share for r in reports), default=0.0),
+        )
+
 
 class LoadProcesses:
     """`n` listeners on `url`, spread over `processes` listener processes."""
@@ -200,13 +212,18 @@ class LoadProcesses:
     def report(self) -> Report:
         """Deliveries since the last report (or since the streams opened)."""
         answers = self._ask({"report": True})
-        return Report(
-            delays=[d for a in answers for d in a["delays"]],
-            events=sum(a["events"] for a in answers),
-            open=sum(a["open"] for a in answers),
-            in_order=sum(a["in_order"] for a in answers),
-            problems=[p for a in answers for p in a["problems"]][:5],
-            cpu_share=max(a["cpu"] / a["wall"] if a["wall"] else 0.0 for a in answers),
+        return Report.merge(
+            [
+                Report(
+                    delays=a["delays"],
+                    events=a["events"],
+                    open=a["open"],
+                    in_order=a["in_order"],
+                    problems=a["problems"],
+                    cpu_share=a["cpu"] / a["wall"] if a["wall"] else 0.0,
+                )
+                for a in answers
+            ]
         )
 
     def close(self, timeout: float = 30.0) -> None:

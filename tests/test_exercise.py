@@ -74,3 +74,47 @@ def test_async_check_reports_the_same_outcomes(capsys: pytest.CaptureFixture[str
     assert "⏳ stub: not attempted yet." in capsys.readouterr().out
     assert asyncio.run(check_async(solved, test, reference=areference)) is solved
     assert capsys.readouterr().out == "✅ solved: passed.\n"
+
+
+def test_a_sync_exercise_that_never_returns_fails_at_its_deadline_with_the_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import threading
+
+    release = threading.Event()
+
+    def loops_forever(x: int) -> int:
+        release.wait()  # a learner's loop that never ends, released after the test
+        return x
+
+    try:
+        result = check(
+            loops_forever,
+            lambda fn: fn(1),
+            reference=reference,
+            deadline=0.2,
+            hint="does it stop on 204?",
+        )
+    finally:
+        release.set()
+    assert result is reference
+    out = capsys.readouterr().out
+    assert "❌ loops_forever: did not finish in 0.2 s: does it stop on 204?" in out
+
+
+def test_an_async_exercise_that_never_returns_is_cancelled_at_its_deadline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def waits_forever(x: int) -> int:
+        await asyncio.Event().wait()
+        return x
+
+    async def test(fn):
+        await fn(1)
+
+    async def areference(x: int) -> int:
+        return x + 1
+
+    result = asyncio.run(check_async(waits_forever, test, reference=areference, deadline=0.2))
+    assert result is areference
+    assert "❌ waits_forever: did not finish in 0.2 s\n" in capsys.readouterr().out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.course.source import js_function
+from server.course.source import excerpt, js_function
 
 STATIC = Path(__file__).resolve().parent.parent / "server" / "apps" / "static"
 
@@ -35,3 +35,15 @@ def test_the_lessons_functions_are_found(script: str, name: str, opening: str) -
 def test_an_unknown_function_is_a_clear_error() -> None:
     with pytest.raises(LookupError, match="no top-level function 'nope'"):
         js_function(STATIC / "app.js", "nope")
+
+
+def test_an_excerpt_runs_from_the_first_match_to_the_next_and_is_dedented() -> None:
+    text = "def f():\n    a = 1\n    if a:\n        b = 2\n    return a\n    # a again"
+    assert excerpt(text, "if a", "return") == "if a:\n    b = 2\nreturn a"
+    assert excerpt(text, "b = 2") == "b = 2"
+
+
+@pytest.mark.parametrize(("first", "last"), [("nope", None), ("if a", "nope")])
+def test_an_excerpt_that_is_not_there_is_a_clear_error(first: str, last: str | None) -> None:
+    with pytest.raises(LookupError, match="no line contains 'nope'"):
+        excerpt("if a:\n    b", first, last)

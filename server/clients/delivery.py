@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import NamedTuple
 
 import httpx
 
 from server.clients.arrivals import event_arrivals
+from server.sse import Decoder
 
 
 class Delivery(NamedTuple):
@@ -68,3 +70,46 @@ def deliveries(
 def latest(found: list[Delivery]) -> float:
     """The longest any event waited (seconds); 0 for no events."""
     return max((d.late for d in found), default=0.0)
+
+
+# Verdicts on one stream's deliveries, judged against the app's own pace, so that a busy
+# moment on a shared machine (a few ms, rarely tens) is not mistaken for a proxy's buffer.
+
+
+def passed_on(found: list[Delivery]) -> bool:
+    """Each event arrived before the app sent the next one: none waited for more data."""
+    return len(found) > 1 and all(d.received < after.sent for d, after in pairwise(found))
+
+
+def waited_for_the_next(found: list[Delivery], held: float) -> bool:
+    """Each event but the last arrived only once the app had sent the next one, the last one
+    within `held` s (the end of the stream released it), and not all in one burst."""
+    return (
+        len(found) > 1
+        and all(d.received >= after.sent for d, after in pairwise(found))
+        and found[-1].late < held
+        and found[-1].received - found[0].received > held
+    )
+
+
+def held_to_the_end(found: list[Delivery], held: float) -> bool:
+    """All the events arrived in one burst, within `held` s of the last one; the first late."""
+    return len(found) > 1 and found[-1].received - found[0].received < held < found[0].late
+
+
+def ids_and_ending(url: str, timeout: float = 30.0) -> tuple[list[str], str]:
+    """Read the stream at `url`: the ids received, and how it ended.
+
+    "ended" if the response ended as HTTP says a response ends; otherwise the name of httpx's
+    error (`RemoteProtocolError`: the connection closed in the middle of a chunked body). A
+    stream cut by a proxy is told from a finished one only when the framing says so.
+    """
+    ids: list[str] = []
+    decoder = Decoder()
+    try:
+        with httpx.stream("GET", url, timeout=timeout) as response:
+            for chunk in response.iter_bytes():
+                ids += [event.id or "" for event in decoder.feed(chunk)]
+    except httpx.HTTPError as error:
+        return ids, type(error).__name__
+    return ids, "ended"

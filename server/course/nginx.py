@@ -25,7 +25,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from server.course.binaries import find_binary
@@ -115,7 +115,6 @@ def start_nginx(
     rendered config is at `server.workdir / "nginx.conf"`; nginx's own messages (errors,
     upstream timeouts) go to the server's log.
     """
-    binary = find_binary("nginx")
     servers = "\n".join(
         f"server {u.host}:{u.port};" if isinstance(u, Server) else f"server {u};" for u in upstreams
     )
@@ -138,23 +137,53 @@ def start_nginx(
             user="user root;" if os.geteuid() == 0 else "",
         )
         (workdir / "nginx.conf").write_text(config)
-        command = (binary, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr")
-        check = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True)
-        if check.returncode != 0:
-            raise LauncherError(
-                f"nginx rejected the config {workdir / 'nginx.conf'}:\n{check.stderr.strip()}"
-            )
-        recipe = Recipe(
-            "nginx",
-            command,
-            _LISTENING,
-            http_answers,  # over TLS too: nginx answers plain HTTP there with a 400
-            scheme="https" if tls else "http",
-            timeout=timeout,
-        )
-        return start_on(recipe, chosen, workdir)
+        return run_nginx(workdir, chosen, https=tls is not None, timeout=timeout)
 
     return on_a_free_port(port, attempt, LOOPBACK)
+
+
+def check_config(workdir: Path) -> str:
+    """`nginx -t` on `workdir / "nginx.conf"`: nginx's own verdict, or `LauncherError` with it."""
+    command = (find_binary("nginx"), "-p", str(workdir), "-c", str(workdir / "nginx.conf"))
+    check = subprocess.run([*command, "-e", "stderr", "-t"], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise LauncherError(
+            f"nginx rejected the config {workdir / 'nginx.conf'}:\n{check.stderr.strip()}"
+        )
+    return check.stderr.strip()
+
+
+def run_nginx(workdir: Path, port: int, *, https: bool = False, timeout: float = 60.0) -> Server:
+    """`nginx -t` on `workdir / "nginx.conf"`, then run nginx on it, listening on `port`."""
+    check_config(workdir)
+    command = (
+        find_binary("nginx"), "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", "stderr"
+    )  # fmt: skip
+    recipe = Recipe(
+        "nginx",
+        command,
+        _LISTENING,
+        http_answers,  # over TLS too: nginx answers plain HTTP there with a 400
+        scheme="https" if https else "http",
+        timeout=timeout,
+    )
+    return start_on(recipe, port, workdir)
+
+
+def rendered_config(server: Server, *, comments: bool = False) -> str:
+    """The nginx.conf `server` runs, without its comments and blank lines unless `comments`.
+
+    (A `#` starts a comment to the end of the line; the course's configs have none in quotes.)
+    """
+    assert server.workdir is not None, "not an nginx started by start_nginx"
+    text = (server.workdir / "nginx.conf").read_text()
+    if comments:
+        return text
+    lines = (
+        line.split("#", 1)[0].rstrip() if "#" in line else line.rstrip()
+        for line in text.splitlines()
+    )
+    return "\n".join(line for line in lines if line.strip())
 
 
 def _tls_directives(tls: Certificate | None, http2: bool) -> tuple[str, str]:
@@ -189,6 +218,24 @@ def access_log(server: Server) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def access_lines(
+    server: Server, containing: str, at_least: int, timeout: float = 10.0
+) -> list[str]:
+    """The access log's lines with `containing`, once nginx has written `at_least` of them.
+
+    nginx writes a request's line when the response ends: for a stream, when it closes, which
+    can be a moment after the client has seen the stream end.
+    """
+    deadline = time.monotonic() + timeout
+    while len(lines := [line for line in access_log(server) if containing in line]) < at_least:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{len(lines)} of {at_least} lines with {containing!r} in {timeout:g} s"
+            )
+        time.sleep(0.05)
+    return lines
+
+
 def reload_nginx(server: Server, timeout: float = 10.0) -> None:
     """`nginx -s reload`: re-read the config, start new workers, and let the old ones finish.
 
@@ -210,12 +257,16 @@ def reload_nginx(server: Server, timeout: float = 10.0) -> None:
 
 def render_nginx_config(**values: str) -> str:
     """Fill `nginx.conf.template`'s `{{name}}` placeholders (nginx itself uses `$` and `{}`)."""
-    template = (Path(__file__).parent / "nginx.conf.template").read_text()
+    return fill_placeholders((Path(__file__).parent / "nginx.conf.template").read_text(), values)
+
+
+def fill_placeholders(template: str, values: Mapping[str, str]) -> str:
+    """`template` with each `{{name}}` replaced by `values[name]`; a missing one is a KeyError."""
 
     def fill(match: re.Match[str]) -> str:
         key = match.group(1)
         if key not in values:
-            raise KeyError(f"nginx.conf.template needs a value for {{{{{key}}}}}")
+            raise KeyError(f"the nginx template needs a value for {{{{{key}}}}}")
         return values[key]
 
     return _PLACEHOLDER.sub(fill, template)

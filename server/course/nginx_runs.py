@@ -1,0 +1,124 @@
+"""Lesson 08's experiments, each one a fresh nginx in front of an app, measured from outside.
+
+Every function here starts its own nginx (`start_nginx`) with the directives under test, drives
+it as a client would, stops it, and returns what it saw, so that runs cannot disturb each other
+and a lesson can run several at once (`compare`). The app behind is
+`server.apps.stamped_events`, whose events carry the time they were sent
+(`server.clients.delivery`), and whose `X-Peer-Port` header names the connection it was asked
+on (how many connections nginx opened to it) and `/stats` counts the streams it cancelled (when
+it learned that a client left).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from server.clients.delivery import Delivery, deliveries, ids_and_ending, latest, passed_on
+from server.course.nginx import reload_nginx, start_nginx
+from server.course.supervisor import Server
+
+
+def through_nginx(
+    upstream: Server, location: str, path: str, options: Mapping[str, Any] | None = None
+) -> list[Delivery]:
+    """Start nginx with `location` in front of `upstream` and read `path` through it.
+
+    `options` are more keyword arguments for `start_nginx` (`{"http": "gzip on;"}`).
+    """
+    with start_nginx([upstream], location=location, **(options or {})) as proxy:
+        return deliveries(proxy.url + path)
+
+
+def compare(runs: Mapping[str, Sequence[Any]]) -> dict[str, list[Delivery]]:
+    """{name: `through_nginx` arguments} -> {name: deliveries}, all runs at the same time."""
+    with ThreadPoolExecutor(len(runs)) as pool:
+        started = {name: pool.submit(through_nginx, *args) for name, args in runs.items()}
+        return {name: future.result() for name, future in started.items()}
+
+
+def measure_block(upstream: Server, lines: Sequence[str], path: str) -> dict[str, Any]:
+    """One `location` block, measured three ways through a fresh nginx.
+
+    Whether nginx held the events of `path` back, and the longest any waited; how many
+    connections the app saw for five short streams in a row; how nginx framed the response
+    to the client, and whether the client's connection could be kept alive.
+    """
+    with start_nginx([upstream], location="\n".join(lines)) as proxy:
+        found = deliveries(proxy.url + path)
+        with httpx.Client() as client:
+            answers = [client.get(f"{proxy.url}/events?limit=1&interval=0") for _ in range(5)]
+    head = answers[0].headers
+    return {
+        "held back": "no" if passed_on(found) else "yes",
+        "longest wait ms": 1000 * latest(found),
+        "app connections": len({a.headers["x-peer-port"] for a in answers}),
+        "framing": "chunked" if head.get("transfer-encoding") == "chunked" else "until close",
+        "client keep-alive": "yes" if head.get("connection") == "keep-alive" else "no",
+    }
+
+
+def framing_for_http10(server: Server) -> str:
+    """How `server` frames its answer to an HTTP/1.0 request: "chunked" or "until close"."""
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(b"GET /events?limit=1&interval=0 HTTP/1.0\r\nHost: x\r\n\r\n")
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    head = reply.split(b"\r\n\r\n")[0].lower()
+    return "chunked" if b"transfer-encoding: chunked" in head else "until close"
+
+
+def seconds_until_app_sees_leave(app: Server, location: str, interval: float = 0.5) -> float:
+    """Open a stream through nginx, read one event, leave: seconds until the app cancels it.
+
+    The app counts cancelled streams at `/stats` (reset first), so the time is the app's own
+    word that its generator stopped, not a guess from the client's side.
+    """
+    httpx.post(f"{app.url}/stats/reset").raise_for_status()
+    with start_nginx([app], location=location) as proxy:
+        with httpx.stream("GET", f"{proxy.url}/events?interval={interval}&limit=20") as response:
+            next(response.iter_bytes())  # the first event: the app's generator is running
+        left = time.perf_counter()  # the client has closed its connection
+        while httpx.get(f"{app.url}/stats").json()["events"].get("cancelled", 0) == 0:
+            if time.perf_counter() - left > 10:
+                raise TimeoutError("the app never saw the client leave")
+            time.sleep(0.01)
+        return time.perf_counter() - left
+
+
+@dataclass(frozen=True)
+class Reload:
+    """What `nginx -s reload` did to streams open at the time."""
+
+    streams: list[tuple[list[str], str]]  # each stream's ids and how it ended
+    old_worker_gone: float  # seconds from the reload to the old worker's exit
+    new_request: int  # the status of a request sent right after the reload
+
+
+def reload_during_streams(app: Server, main: str = "", streams: int = 3) -> Reload:
+    """`streams` streams of 12 events 0.25 s apart, and `nginx -s reload` 0.6 s in.
+
+    `main` adds directives to nginx's main block (`worker_shutdown_timeout 1s;`).
+    """
+    proxy = start_nginx([app], main=main)
+    url = f"{proxy.url}/events?limit=12&interval=0.25"
+    try:
+        with ThreadPoolExecutor(streams) as pool:
+            reading = [pool.submit(ids_and_ending, url) for _ in range(streams)]
+            time.sleep(0.6)  # when to reload: with the streams under way (events 1-3 arrived)
+            reloaded = time.perf_counter()
+            reload_nginx(proxy)  # returns once the new worker has started
+            new_request = httpx.get(f"{proxy.url}/").status_code  # served by the new worker
+            results = [stream.result() for stream in reading]
+        while proxy.log_path.read_text().count("exited with code 0") < 1:  # the old worker
+            if time.perf_counter() - reloaded > 10:
+                raise TimeoutError(f"the old worker did not exit:\n{proxy.log_tail()}")
+            time.sleep(0.02)
+        return Reload(results, time.perf_counter() - reloaded, new_request)
+    finally:
+        proxy.stop()

@@ -175,6 +175,28 @@ function closeMany(count = manySources.length) {
   render();
 }
 
+// Open one EventSource of its own (the page's panels are not involved) and report how far it
+// got: "received" after two messages, "failed, CLOSED" if the browser closed it (a CORS
+// refusal closes it for good), or "timed out". Lesson 05 tries cross-origin streams with it.
+function tryStream(url, withCredentials = false, timeout = 5000) {
+  return new Promise((resolve) => {
+    const probe = new EventSource(url, { withCredentials });
+    let messages = 0;
+    const done = (outcome) => {
+      probe.close();
+      resolve({ messages, outcome });
+    };
+    probe.onmessage = () => {
+      messages += 1;
+      if (messages === 2) done("received");
+    };
+    probe.onerror = () => {
+      if (probe.readyState === EventSource.CLOSED) done("failed, CLOSED");
+    };
+    setTimeout(() => done("timed out"), timeout);
+  });
+}
+
 // SSE over POST, as LLM chat UIs do it: EventSource cannot send a body, fetch can. The
 // price: no automatic reconnection, no Last-Event-ID, and a parser of our own (sse.js, which
 // follows lesson 03's rules, down to a CRLF cut between two reads).
@@ -219,7 +241,17 @@ $("chat-form").addEventListener("submit", (event) => {
 });
 setInterval(render, 100); // readyState changes without an event (e.g. CONNECTING after error)
 
-window.course = { seen, connect, connectWithRetry, close, clear, chat, openMany, closeMany };
+window.course = {
+  seen,
+  connect,
+  connectWithRetry,
+  close,
+  clear,
+  chat,
+  openMany,
+  closeMany,
+  tryStream,
+};
 
 // `?src=events%3Flimit%3D5` connects at load, so a link or an IFrame shows a live stream;
 // `&reopen=1` with the page-level retry.

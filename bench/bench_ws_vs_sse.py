@@ -17,7 +17,8 @@ For each transport, in turn, on a fresh server:
    the POST to the last message at every client: delivered messages per second, and the
    server's CPU seconds (its own `time.process_time()`, from `/stats`) per delivered message.
 
-Numbers are reported, never asserted. Linux only (RSS from /proc). Run:
+The measurement is `server.course.transport_costs.measure`, which lesson 10 runs at a smaller
+scale. Numbers are reported, never asserted. Linux only (RSS from /proc). Run:
 `.venv/bin/python bench/bench_ws_vs_sse.py` (`--idle 1000 --clients 100 --tokens 2000`), or
 `--smoke` (a few seconds), as `tests/test_ws_chat.py` does.
 """
@@ -28,89 +29,13 @@ import argparse
 import asyncio
 import os
 import platform
-import time
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
-
-from server.clients.load import HeldStreams
-from server.clients.measure import format_table, rss_kib
+from server.clients.measure import format_table
 from server.clients.open_files import raise_open_files_limit
-from server.clients.ws_load import HeldSockets
-from server.course.launcher import Server, start_app
-
-APP = "server.apps.ws_chat:app"
-TRANSPORTS = ("SSE", "WebSocket")
+from server.course.transport_costs import WorkerCost, worker_costs
 
 
-@dataclass
-class Result:
-    transport: str
-    idle_open: int
-    kib_per_idle: float
-    clients: int
-    delivered: int
-    seconds: float
-    server_cpu: float
-    client_cpu: float
-
-    @property
-    def per_second(self) -> float:
-        return self.delivered / self.seconds if self.seconds else 0.0
-
-    @property
-    def cpu_us_per_message(self) -> float:
-        return 1e6 * self.server_cpu / self.delivered if self.delivered else 0.0
-
-
-def held(transport: str, server: Server, n: int) -> Any:
-    """`n` connections of `transport` to the chat's room, as an async context manager."""
-    if transport == "SSE":
-        return HeldStreams(f"{server.url}/events", n)
-    return HeldSockets(f"{server.url}/ws", n)
-
-
-def opened(connections: Any) -> int:
-    if isinstance(connections, HeldStreams):
-        return sum(r.connected is not None for r in connections.records)
-    return int(connections.opened)
-
-
-async def wait_for(connections: Any, count: int, timeout: float) -> bool:
-    if isinstance(connections, HeldStreams):
-        return await connections.wait_for_events(count, timeout)
-    return bool(await connections.wait_for_messages(count, timeout))
-
-
-async def measure(transport: str, server: Server, idle: int, clients: int, tokens: int) -> Result:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        async with held(transport, server, 20) as warm:  # imports, first allocations
-            await http.post("/messages", json={"text": "warm up", "tokens": 5})
-            await wait_for(warm, 7, 30)
-        before = rss_kib(server.pid)
-        async with held(transport, server, idle) as connections:
-            idle_open = opened(connections)
-            await http.get("/stats")  # answered after the server has handled every open
-            kib = (rss_kib(server.pid) - before) / max(1, idle_open)
-        async with held(transport, server, clients) as connections:
-            cpu = (await http.get("/stats")).json()["cpu_seconds"]
-            started = time.perf_counter()
-            await http.post("/messages", json={"text": "go", "tokens": tokens})
-            done = await wait_for(connections, tokens + 2, 120)
-            seconds = time.perf_counter() - started
-            cpu = (await http.get("/stats")).json()["cpu_seconds"] - cpu
-            records = connections.records
-            delivered = sum(getattr(r, "events", getattr(r, "messages", 0)) for r in records)
-        if not done:
-            print(f"  {transport}: not every client got all {tokens + 2} messages in time")
-    client_cpu = (
-        connections.summary().cpu_seconds if transport == "SSE" else connections.cpu_seconds
-    )
-    return Result(transport, idle_open, kib, clients, delivered, seconds, cpu, client_cpu)
-
-
-def report(results: list[Result], idle: int, clients: int, tokens: int) -> None:
+def report(results: list[WorkerCost], idle: int, clients: int, tokens: int) -> None:
     print(
         f"server.apps.ws_chat on one uvicorn worker; Python {platform.python_version()}, "
         f"{os.cpu_count()} cores shared by the server and this client\n"
@@ -150,12 +75,7 @@ def main() -> None:
     if args.smoke:
         args.idle, args.clients, args.tokens = 50, 10, 100
     raise_open_files_limit()  # before starting the servers: they inherit it
-    env = {"BROKER": "memory", "TOKEN_DELAY": "0", "QUEUE_SIZE": str(args.tokens + 100)}
-    results = []
-    for transport in TRANSPORTS:
-        with start_app(APP, env=env, name=f"bench-{transport.lower()}") as server:
-            run = measure(transport, server, args.idle, args.clients, args.tokens)
-            results.append(asyncio.run(run))
+    results = asyncio.run(worker_costs(args.idle, args.clients, args.tokens))
     report(results, args.idle, args.clients, args.tokens)
 
 

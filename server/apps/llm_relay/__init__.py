@@ -27,7 +27,7 @@ Which upstream, which model, and how long to wait come from the environment (`co
 ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``OPENAI_MODEL``, ``RELAY_HEARTBEAT``,
 ``RELAY_TIMEOUT``, ``RELAY_MAX_RETRIES``. With no upstream configured the relay refuses to
 start, saying what to set. ``GET /config`` and the relay's log say what is in use. The chat
-page is ``GET /`` (`server/apps/static/chat.html`).
+page is ``GET /`` (`server/apps/static/chat.html`, with `chat.js`, `sse.js`, `markdown.js`).
 """
 
 from __future__ import annotations
@@ -151,3 +151,9 @@ async def chat_script() -> FileResponse:
 async def sse_script() -> FileResponse:
     """The SSE parser `chat.js` imports (shared with lesson 05's page)."""
     return FileResponse(STATIC / "sse.js", media_type="text/javascript")
+
+
+@app.get("/markdown.js")
+async def markdown_script() -> FileResponse:
+    """The small, safe Markdown renderer `chat.js` imports."""
+    return FileResponse(STATIC / "markdown.js", media_type="text/javascript")

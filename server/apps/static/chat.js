@@ -1,7 +1,9 @@
-// The chat view for server/apps/llm_relay.py. Text from the model is untrusted: it is always put on
-// the page with textContent, never innerHTML, so a reply containing <script> stays text.
+// The chat view for server/apps/llm_relay (a module: chat.html loads it with type="module").
+// Text from the model is untrusted: it reaches the page only through textContent and
+// createElement (markdown.js), never innerHTML, so a reply containing <script> stays text.
 // URLs are relative ("chat", not "/chat") so the page also works behind JupyterHub's proxy.
-"use strict";
+import { renderMarkdown } from "./markdown.js";
+import { readEvents } from "./sse.js"; // a parser by lesson 03's rules, served next to this script
 
 const log = document.getElementById("log");
 const form = document.getElementById("form");
@@ -19,12 +21,12 @@ fetch("config")
   .then((c) => { statusLine.textContent = `upstream: ${c.upstream}, model: ${c.model}`; })
   .catch(() => { statusLine.textContent = "the relay did not answer /config"; });
 
-function line(cls, text) {
-  const p = document.createElement("p");
-  p.className = cls;
-  p.textContent = text;
-  log.append(p);
-  return p;
+function line(cls, text, tag = "p") {
+  const element = document.createElement(tag);
+  element.className = cls;
+  element.textContent = text;
+  log.append(element);
+  return element;
 }
 
 function setState(state) {
@@ -50,7 +52,7 @@ function handlers(bubble, userText) {
     delta(data) {
       if (ended) return;
       reply += data.delta;
-      bubble.textContent = reply;
+      bubble.replaceChildren(renderMarkdown(reply)); // the whole text again: see markdown.js
     },
     done() {
       if (ended) return;
@@ -84,13 +86,12 @@ function viaEventSource(userText, on) {
   return () => source.close();
 }
 
-// fetch + POST: the whole conversation in the body, the SSE stream read with sse.js (a parser
-// by lesson 03's rules, served next to this script).
+// fetch + POST: the whole conversation in the body, the SSE stream read with sse.js's
+// readEvents. Accept: text/event-stream is what makes JupyterHub's proxy stream the answer.
 function viaFetch(userText, on) {
   const controller = new AbortController();
   const messages = [...conversation, { role: "user", content: userText }];
   (async () => {
-    const { readEvents } = await import("./sse.js"); // relative to this script's URL
     const response = await fetch("chat", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
@@ -117,7 +118,7 @@ form.addEventListener("submit", (event) => {
   if (!userText) return;
   input.value = "";
   line("user", userText);
-  const on = handlers(line("assistant", ""), userText);
+  const on = handlers(line("assistant", "", "div"), userText);
   setState("streaming");
   const start = transport.value === "eventsource" ? viaEventSource : viaFetch;
   current = { stop: start(userText, on), on };

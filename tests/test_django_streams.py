@@ -7,6 +7,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -253,3 +254,84 @@ def test_the_safe_gzip_middleware_leaves_event_streams_alone(
         assert page.headers["content-encoding"] == "gzip", "pages are still compressed"
     finally:
         server.stop()
+
+
+# --- the seed's view made async, a slow sync view, downloads, a log tail --------------------
+
+
+def test_the_seed_view_with_an_async_generator_streams_under_asgi(asgi: Server) -> None:
+    seen = event_arrivals(f"{asgi.url}/seed-countdown-async?interval=0.2")
+    assert [a.event.data for a in seen] == ["5", "4", "3", "2", "1", LIFTOFF]
+    assert spread(seen) > 0.6, "not streamed"
+
+
+def test_two_slow_sync_views_under_asgi_run_side_by_side(asgi: Server) -> None:
+    """Each request has its own ThreadSensitiveContext: one slow view blocks only itself."""
+    took: list[float] = []
+
+    def get() -> None:
+        start = time.perf_counter()
+        httpx.get(f"{asgi.url}/slow?seconds=1", timeout=DEADLINE).raise_for_status()
+        took.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    both = [threading.Thread(target=get) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    assert len(took) == 2 and time.perf_counter() - start < 1.8
+
+
+@pytest.mark.parametrize("how", ["whole", "stream", "wrong"])
+def test_every_download_sends_the_same_bytes(asgi: Server, how: str) -> None:
+    response = httpx.get(f"{asgi.url}/download?mb=1&how={how}")
+    assert response.headers["content-disposition"] == 'attachment; filename="generated.bin"'
+    assert response.content == bytes(range(256)) * 4096
+
+
+def test_a_download_of_the_wrong_kind_warns(asgi: Server) -> None:
+    httpx.get(f"{asgi.url}/download?mb=1&how=wrong").raise_for_status()
+    assert "must consume synchronous iterators" in asgi.log_tail(50)
+
+
+def test_a_streamed_download_under_wsgi_sends_the_same_bytes(wsgi: Server) -> None:
+    response = httpx.get(f"{wsgi.url}/download?mb=1&how=stream")
+    assert response.content == bytes(range(256)) * 4096
+
+
+@pytest.mark.parametrize("query", ["mb=0", "mb=2000", "mb=x", "how=all"])
+def test_a_bad_download_gets_a_400(asgi: Server, query: str) -> None:
+    response = httpx.get(f"{asgi.url}/download?{query}")
+    assert response.status_code == 400 and "mb a whole number" in response.json()["detail"]
+
+
+def test_the_log_tail_sends_each_line_as_it_is_written(
+    serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("first\r\n")
+    server = serve(ASGI, env={"DJANGO_LOG_TAIL": str(log)})
+
+    def write() -> None:
+        with log.open("a") as file:
+            for text in ("second", "third"):
+                time.sleep(0.4)
+                file.write(text)  # half a line first: the tail waits for its end
+                file.flush()
+                time.sleep(0.1)
+                file.write(" line\n")
+                file.flush()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen = event_arrivals(f"{server.url}/log-tail?limit=3")
+    writer.join()
+    assert [a.event.data for a in seen] == ["first", "second line", "third line"]
+    assert seen[2].seconds - seen[0].seconds > 0.8, "each line came as it was written"
+    assert httpx.get(f"{server.url}/log-tail?limit=0").status_code == 400
+
+
+def test_the_log_tail_without_a_file_is_a_404(asgi: Server) -> None:
+    response = httpx.get(f"{asgi.url}/log-tail")
+    assert response.status_code == 404 and "DJANGO_LOG_TAIL" in response.json()["detail"]

@@ -5,6 +5,8 @@ Two switches come from the environment, so that one project can show both sides 
 - ``DJANGO_GZIP=1`` adds Django's `GZipMiddleware`, which lesson 07 measures on an event
   stream; ``DJANGO_GZIP=safe`` adds the fix, which leaves event streams alone.
 - ``DJANGO_ALLOWED_HOSTS`` (comma-separated) for a proxy or a hub in front; loopback by default.
+
+``DJANGO_LOG_TAIL`` names the file `/log-tail` follows (none by default: the view answers 404).
 """
 
 import os
@@ -28,3 +30,4 @@ GZIP = {
 }
 MIDDLEWARE = [GZIP[os.environ["DJANGO_GZIP"]]] if os.environ.get("DJANGO_GZIP") else []
 USE_TZ = True
+LOG_TAIL_FILE = os.environ.get("DJANGO_LOG_TAIL", "")

@@ -204,6 +204,27 @@ def seed_countdown(request: HttpRequest) -> HttpResponse:
 
 
 @_rejects_bad_input
+def seed_countdown_async(request: HttpRequest) -> HttpResponse:
+    """The seed's view made right for ASGI: two words change (`async def`, `await`)."""
+    interval = _param(request, "interval", float, 1.0, 0, 10) or 0.0
+
+    async def event_stream() -> AsyncIterator[str]:
+        for i in range(5, 0, -1):
+            yield f"data: {i}\n\n"
+            await asyncio.sleep(interval)
+        yield "data: 발사!\n\n"
+
+    return StreamingHttpResponse(event_stream(), content_type="text/event-stream")
+
+
+@_rejects_bad_input
+def slow(request: HttpRequest) -> HttpResponse:
+    """A sync view that takes `?seconds=1` (a slow query, say), then answers like `plain`."""
+    time.sleep(_param(request, "seconds", float, 1.0, 0, 10) or 0.0)
+    return _page(request)
+
+
+@_rejects_bad_input
 def countdown(request: HttpRequest) -> HttpResponse:
     """The countdown, streamed by the right driver for the server: `?start=5&interval=1`."""
     start = int(_param(request, "start", int, 5, 0, 100) or 0)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 
 import httpx
 import pytest

@@ -30,7 +30,7 @@ from server.clients.publisher import publish, publish_numbered
 from server.course.cluster import shutdown_redis, start_workers, upstreams
 from server.course.launcher import Server, start_nginx, start_redis
 from server.fanout import Dropped, Hub, Message, StreamsBroker, fan_out
-from server.fanout.hub import Subscription
+from server.fanout.hub import Subscription, deliver
 from server.fanout.streams import entries_after
 from server.sse import Decoder
 
@@ -53,6 +53,21 @@ def test_fan_out_offers_to_everyone_and_returns_the_full_queues_without_waiting(
         assert fan_out(Message("1"), [fine, full]) == []
         assert fan_out(Message("2"), [fine, full]) == [full]  # full: 1 waiting of 1
         assert [(await fine.get(1)), (await fine.get(1))] == [Message("1"), Message("2")]
+
+    asyncio.run(scenario())
+
+
+def test_deliver_drops_and_removes_the_full_subscriptions_and_counts_the_rest() -> None:
+    async def scenario() -> None:
+        full, first, last = Subscription(1), Subscription(5), Subscription(5)
+        full.offer(Message("earlier"))
+        subscriptions = {first, full, last}
+        assert deliver(Message("hello"), subscriptions, "too slow") == 2
+        assert subscriptions == {first, last} and full.dropped == "too slow"
+        assert [await first.get(1), await last.get(1)] == [Message("hello")] * 2
+        with pytest.raises(Dropped, match="too slow"):
+            await full.get(1)
+        assert deliver(Message("again"), set(), "x") == 0
 
     asyncio.run(scenario())
 

@@ -140,6 +140,21 @@ def fan_out(message: Message, subscriptions: Iterable[Subscription]) -> list[Sub
     return [subscription for subscription in subscriptions if not subscription.offer(message)]
 
 
+def deliver(message: Message, subscriptions: set[Subscription], reason: str) -> int:
+    """Offer `message` to every subscription; drop the full ones, with `reason`, and remove
+    them from `subscriptions`. Returns how many subscriptions got the message.
+
+    (Lesson 09's first exercise: the body of `Hub.publish`.) Nothing here waits: a full
+    queue ends that client's stream (`Subscription.drop` wakes it with the reason) instead of
+    holding up the others. The full ones are collected first and removed after the loop: a
+    set must not change size while it is iterated.
+    """
+    for subscription in fan_out(message, subscriptions):
+        subscription.drop(reason)
+        subscriptions.discard(subscription)
+    return len(subscriptions)
+
+
 @dataclass
 class HubStats:
     """What a worker's hub did, for `/stats` and the lesson's asserts."""
@@ -172,14 +187,13 @@ class Hub:
 
     def publish(self, message: Message) -> None:
         """Hand `message` to every client of this worker; drop the clients that are full."""
-        full = fan_out(message, self._subscriptions)
-        for subscription in full:
-            subscription.drop(f"more than {self.queue_size} messages behind")
-            self._subscriptions.discard(subscription)
+        before = len(self._subscriptions)
+        reason = f"more than {self.queue_size} messages behind"
+        delivered = deliver(message, self._subscriptions, reason)
         stats = self._stats
         stats.messages += 1
-        stats.deliveries += len(self._subscriptions)
-        stats.dropped += len(full)
+        stats.deliveries += delivered
+        stats.dropped += before - delivered
         longest = max((s.waiting for s in self._subscriptions), default=0)
         stats.most_waiting = max(stats.most_waiting, longest)
 

@@ -1,0 +1,99 @@
+"""One client stops reading while four others read: is it dropped, and does anyone else wait?
+
+A client that stops reading keeps its connection open. The server's writes pile up in the
+kernel buffers on the way (worker, nginx, the client's receive window); once they are full,
+the worker's next write to it waits. The broadcast app has two defences: the hub drops a
+client a whole queue behind, and the send deadline ends a response whose write waited too
+long. `slow_client_run` fills the room's Redis stream with large messages (so the buffers
+fill in seconds, not hours), watches the workers' own `/stats` until one reports the stalled
+stream ended, and records every healthy listener's delivery delay, so the lesson can compare
+the delay before the stall with the delay while a write to the stalled client waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from server.clients.listeners import listening, read_to_end, stalled_stream, wait_until_received
+from server.clients.measure import percentile
+from server.clients.room_runs import room_client
+from server.fanout.streams import StreamsBroker
+
+
+async def fill(redis_url: str, count: int, size: int = 30_000, key: str = "room") -> None:
+    """XADD `count` messages of about `size` bytes straight into the room's stream, in
+    bursts of five every 20 ms (a producer that writes to Redis itself)."""
+    producer = StreamsBroker(redis_url, key=key, maxlen=500)
+    try:
+        for n in range(count):
+            await producer.publish(json.dumps({"n": n, "t": time.time(), "pad": "x" * size}))
+            if n % 5 == 4:
+                await asyncio.sleep(0.02)
+    finally:
+        await producer.stop()
+
+
+def stats_of(worker_urls: Sequence[str]) -> list[dict[str, Any]]:
+    """Each worker's own /stats."""
+    return [httpx.get(f"{url}/stats").json() for url in worker_urls]
+
+
+@dataclass(frozen=True)
+class SlowClientRun:
+    delays: list[tuple[float, float]]  # (publish time since start, delivery delay), healthy
+    dropped_after: float | None  # seconds from the start until a worker ended the stalled one
+    stalled_bytes: int  # what the stalled client had been sent (the buffers on the way)
+    closed: bool  # whether the server closed its connection
+    send_timeout: float
+
+    @property
+    def waiting_since(self) -> float:
+        """When a write to the stalled client began to wait: the send deadline ends a
+        response `send_timeout` after its first write that could not go out."""
+        assert self.dropped_after is not None
+        return self.dropped_after - self.send_timeout
+
+    def p99(self) -> dict[str, float]:
+        """Healthy listeners' delivery delay p99, before the stall and while a write waited."""
+        start, end = self.waiting_since, self.dropped_after
+        assert end is not None
+        return {
+            "before": percentile([d for t, d in self.delays if t < start - 0.5], 99),
+            "while a write waited": percentile([d for t, d in self.delays if start <= t < end], 99),
+        }
+
+
+async def slow_client_run(
+    url: str,
+    worker_urls: Sequence[str],
+    redis_url: str,
+    *,
+    count: int = 450,
+    send_timeout: float = 2.0,
+    give_up: float = 15.0,
+) -> SlowClientRun:
+    """Four listeners and one stalled client on `url` (nginx); `count` messages of 30 KB."""
+    async with room_client() as client, listening(client, f"{url}/events", 4) as room:
+        with stalled_stream(f"{url}/events") as sock:
+            start, dropped_after = time.time(), None
+            filling = asyncio.create_task(fill(redis_url, count))
+            while dropped_after is None and time.time() - start < give_up:
+                stats = await asyncio.to_thread(stats_of, worker_urls)
+                if any(s.get("events", {}).get("stalled") for s in stats):
+                    dropped_after = time.time() - start
+                await asyncio.sleep(0.1)  # the workers' own count, polled
+            await filling
+            if not await wait_until_received(room, count, 30):
+                raise TimeoutError("the healthy listeners did not get every message")
+            got, closed = await asyncio.to_thread(read_to_end, sock)
+    delays = [
+        (r.data["t"] - start, r.at - r.data["t"]) for listener in room for r in listener.received
+    ]
+    return SlowClientRun(delays, dropped_after, len(got), closed, send_timeout)

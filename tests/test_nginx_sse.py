@@ -9,12 +9,16 @@ course's private lines has nothing of the course's folder in it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import matplotlib
 import pytest
+from playwright.async_api import async_playwright
 
 from server.clients.delivery import (
     Delivery,
@@ -24,8 +28,10 @@ from server.clients.delivery import (
     waited_for_the_next,
 )
 from server.course import nginx, nginx_sse
+from server.course.browser import launch_options
 from server.course.certificate import Certificate, self_signed_certificate
 from server.course.errors import LauncherError
+from server.course.eventsource_pages import open_sources, timeout_race
 from server.course.launcher import Server, start_app, start_nginx
 from server.course.nginx_runs import (
     compare,
@@ -33,6 +39,7 @@ from server.course.nginx_runs import (
     measure_block,
     reload_during_streams,
     seconds_until_app_sees_leave,
+    upstream_view,
 )
 
 pytestmark = pytest.mark.nginx
@@ -237,3 +244,44 @@ def test_a_reload_waits_for_streams_or_for_the_shutdown_timeout(app: Server) -> 
 
 def test_ids_and_ending_names_a_refused_connection() -> None:
     assert ids_and_ending("http://127.0.0.1:1/events", timeout=2) == ([], "ConnectError")
+
+
+def test_the_wiretap_sees_http10_close_and_http11_keepalive(app: Server) -> None:
+    old = upstream_view(app, HTTP10, streams=3)
+    kept = upstream_view(app, nginx.SSE_PROXY, streams=3)
+    assert old["request line"].endswith("HTTP/1.0") and old["Connection"] == "close"
+    assert old["app connections"] == 3 and "connection: close" in old["answer head"]
+    assert kept["request line"].endswith("HTTP/1.1") and kept["Connection"] == "(none)"
+    assert kept["app connections"] == 1
+
+
+# --- the browser scenes (a real Chromium, async API as in a notebook) -------------------------
+
+
+@pytest.mark.browser
+def test_the_browser_scenes_through_nginx(browser: Any, app: Server) -> None:
+    """Quiet streams are cut by proxy_read_timeout, heartbeats keep theirs; HTTP/2 opens ten."""
+    del browser  # the fixture skips (or fails in CI) where no Chromium is installed
+    certificate = self_signed_certificate()
+
+    async def scenes() -> tuple[dict[str, list[tuple[str, int]]], tuple[str, list[int]]]:
+        async with async_playwright() as playwright:
+            chromium = await playwright.chromium.launch(**launch_options())
+            context = await chromium.new_context(ignore_https_errors=True)
+            page = await context.new_page()
+            with start_nginx([app], location=nginx.sse_proxy("1s")) as proxy:
+                await page.goto(f"{proxy.url}/")
+                log = await timeout_race(
+                    page, "/events?interval=1.5&retry=200", "/events?interval=1.5&heartbeat=0.3"
+                )
+            with start_nginx([app], tls=certificate, http2=True) as proxy:
+                await page.goto(f"{proxy.url}/")
+                opened = await open_sources(page, 10)
+            await chromium.close()
+            return log, opened
+
+    with ThreadPoolExecutor(1) as pool:  # the sync fixture's loop runs in this thread
+        log, (protocol, counts) = pool.submit(asyncio.run, scenes()).result()
+    assert [what for what, _ in log["heartbeat"]] == ["open", "event 1", "event 2"]
+    assert [what for what, _ in log["quiet"]].count("error") >= 2
+    assert protocol == "h2" and all(n > 0 for n in counts), counts

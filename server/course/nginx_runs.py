@@ -23,6 +23,7 @@ import httpx
 from server.clients.delivery import Delivery, deliveries, ids_and_ending, latest, passed_on
 from server.course.nginx import reload_nginx, start_nginx
 from server.course.supervisor import Server
+from server.course.wiretap import start_wiretap
 
 
 def through_nginx(
@@ -61,6 +62,34 @@ def measure_block(upstream: Server, lines: Sequence[str], path: str) -> dict[str
         "app connections": len({a.headers["x-peer-port"] for a in answers}),
         "framing": "chunked" if head.get("transfer-encoding") == "chunked" else "until close",
         "client keep-alive": "yes" if head.get("connection") == "keep-alive" else "no",
+    }
+
+
+def upstream_view(
+    app: Server, location: str, keepalive: int | None = 16, streams: int = 10
+) -> dict[str, Any]:
+    """What the app sees of `streams` short streams sent through nginx one after another.
+
+    A wiretap (lesson 01) between nginx and the app records every upstream byte: the request
+    line nginx sent, whether it asked the app to close (`Connection: close`), how many TCP
+    connections carried the streams, and the head of the app's first answer.
+    """
+    with start_wiretap(app) as tap:
+        with (
+            start_nginx([tap.server], location=location, keepalive=keepalive) as proxy,
+            httpx.Client() as client,
+        ):
+            for _ in range(streams):
+                client.get(f"{proxy.url}/events?limit=1&interval=0").raise_for_status()
+        records = tap.records()
+    asked = [r for r in records if r.direction == "up" and b"/events" in r.data]
+    request = asked[0].data
+    answer = next(r.data for r in records if r.direction == "down")
+    return {
+        "request line": request.split(b"\r\n")[0].decode(),
+        "Connection": "close" if b"Connection: close" in request else "(none)",
+        "app connections": len({r.connection for r in asked}),
+        "answer head": answer.split(b"\r\n\r\n")[0].decode(),
     }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from server.clients.arrivals import event_arrivals, spread
+from server.clients.arrivals import arrivals_side_by_side, event_arrivals, spread
 from server.course.launcher import Server
 
 
@@ -43,3 +43,14 @@ def test_on_arrival_sees_each_event_while_the_stream_is_still_open(
     returned_at = time.perf_counter()
     assert len(called_at) == len(seen) == 3
     assert returned_at - called_at[0] > 0.3, "the first event was handed over at the end"
+
+
+def test_streams_read_side_by_side_take_the_time_of_one(serve: Callable[..., Server]) -> None:
+    app = serve("server.apps.fastapi_streams:app")
+    url = f"{app.url}/countdown?start=2&interval=0.5"
+    start = time.perf_counter()
+    seen = arrivals_side_by_side({name: url for name in "abc"})
+    took = time.perf_counter() - start
+    assert list(seen) == ["a", "b", "c"]
+    assert all(spread(arrivals) > 0.7 for arrivals in seen.values())
+    assert took < 2.5, f"three 1 s streams took {took:.2f} s: read one after the other"

@@ -127,12 +127,9 @@ def test_readable_times_refuses_an_uncompressed_stream(asgi: Server) -> None:
 
 def test_a_whole_body_costs_its_size_in_server_memory_and_a_streamed_one_does_not() -> None:
     with start_app(ASGI) as server:  # a fresh process: nothing freed earlier to reuse
-        streamed, (_, size) = peak_growth_mib(
-            server.pid, lambda: read_to_end(f"{server.url}/download?mb=100&how=stream")
-        )
-        whole, (_, whole_size) = peak_growth_mib(
-            server.pid, lambda: read_to_end(f"{server.url}/download?mb=100&how=whole")
-        )
+        url = f"{server.url}/download?mb=100&how="
+        streamed, (_, size) = peak_growth_mib(server.pid, read_to_end, url + "stream")
+        whole, (_, whole_size) = peak_growth_mib(server.pid, read_to_end, url + "whole")
     assert size == whole_size == 100 * 1024 * 1024
     assert streamed < 20, f"streamed: {streamed:.0f} MiB"
     assert whole > 90, f"whole: {whole:.0f} MiB"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import httpx
@@ -54,6 +55,20 @@ def event_arrivals(
         if client is None:
             http.close()
     return arrivals
+
+
+def arrivals_side_by_side(
+    urls: Mapping[str, str], *, headers: Mapping[str, str] | None = None
+) -> dict[str, list[Arrival]]:
+    """`event_arrivals` for several streams read at once, a thread each: arrivals by name.
+
+    Four 1 s streams take about 1 s side by side, not 4: a lesson compares servers faster.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(urls))) as pool:
+        futures = {
+            name: pool.submit(event_arrivals, url, headers=headers) for name, url in urls.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
 
 
 def spread(arrivals: list[Arrival]) -> float:

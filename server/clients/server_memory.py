@@ -21,8 +21,10 @@ T = TypeVar("T")
 MIB = 1024 * 1024
 
 
-def peak_growth_mib(pid: int, action: Callable[[], T], every: float = 0.002) -> tuple[float, T]:
-    """Run `action()`; the most the RSS of process `pid` rose above its start meanwhile (MiB)."""
+def peak_growth_mib(
+    pid: int, action: Callable[..., T], *args: object, every: float = 0.002
+) -> tuple[float, T]:
+    """Run `action(*args)`; the most the RSS of process `pid` rose above its start (MiB)."""
     process = psutil.Process(pid)
     start = peak = process.memory_info().rss
     done = threading.Event()
@@ -36,7 +38,7 @@ def peak_growth_mib(pid: int, action: Callable[[], T], every: float = 0.002) -> 
     sampler = threading.Thread(target=sample, name="rss sampler", daemon=True)
     sampler.start()
     try:
-        result = action()
+        result = action(*args)
     finally:
         done.set()
         sampler.join()

@@ -339,3 +339,32 @@ def test_chat_view_survives_a_crlf_cut_between_reads(page: Any, relay: Server) -
     pieces = ['data: {"delta":\r', '\ndata: "hi"}\r', "\n\r", "\nevent: done\r\ndata: {}\r\n\r\n"]
     page.evaluate(FAKE_CHAT_FETCH, pieces)
     assert send_in_chat_view(page, "fetch", "ignored") == "hi"
+
+
+def test_try_stream_reports_a_cors_refusal_and_a_cookie_only_with_credentials(
+    page: Any, app: Server
+) -> None:
+    """app.js's tryStream (lesson 05, section 6): a cross-origin EventSource without CORS is
+    closed for good with nothing delivered; with CORS it receives, and the cookie goes along
+    only with withCredentials."""
+    with start_app(APP) as plain, start_app(APP, env={"COURSE_CORS_ORIGINS": app.url}) as api:
+        page.goto(f"{app.url}/")
+        page.evaluate("document.cookie = 'course_session=demo; path=/'")
+
+        def try_stream(server: Server, credentials: bool) -> dict[str, Any]:
+            url = f"{server.url}/events?limit=2&interval=0"
+            return page.evaluate("([u, c]) => window.course.tryStream(u, c)", [url, credentials])
+
+        assert try_stream(plain, False) == {"messages": 0, "outcome": "failed, CLOSED"}
+        assert (
+            try_stream(api, False)
+            == try_stream(api, True)
+            == {
+                "messages": 2,
+                "outcome": "received",
+            }
+        )
+        cookies = [entry["cookie"] for entry in httpx.get(f"{api.url}/headers-log").json()]
+        assert cookies == [False, True], cookies
+        slow = page.evaluate("window.course.tryStream('events?interval=60', false, 300)")
+        assert slow["outcome"] == "timed out" and slow["messages"] < 2, slow

@@ -186,6 +186,7 @@ def test_rendered_config_drops_comments_unless_asked(app: Server) -> None:
         bare, whole = nginx.rendered_config(proxy), nginx.rendered_config(proxy, comments=True)
     assert "#" not in bare and "# One line per request" in whole
     assert "proxy_buffering off;" in bare and len(bare) < len(whole)
+    assert "\n            proxy_buffering off;\n" in whole  # indented like its placeholder
 
 
 def test_access_lines_waits_for_the_line_and_then_gives_up(app: Server) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -97,19 +97,25 @@ def held_to_the_end(found: list[Delivery], held: float) -> bool:
     return len(found) > 1 and found[-1].received - found[0].received < held < found[0].late
 
 
-def ids_and_ending(url: str, timeout: float = 30.0) -> tuple[list[str], str]:
+def ids_and_ending(
+    url: str, timeout: float = 30.0, on_event: Callable[[str], None] | None = None
+) -> tuple[list[str], str]:
     """Read the stream at `url`: the ids received, and how it ended.
 
     "ended" if the response ended as HTTP says a response ends; otherwise the name of httpx's
     error (`RemoteProtocolError`: the connection closed in the middle of a chunked body). A
     stream cut by a proxy is told from a finished one only when the framing says so.
+    `on_event(id)` is called as each event arrives (to act while the stream is under way).
     """
     ids: list[str] = []
     decoder = Decoder()
     try:
         with httpx.stream("GET", url, timeout=timeout) as response:
             for chunk in response.iter_bytes():
-                ids += [event.id or "" for event in decoder.feed(chunk)]
+                for event in decoder.feed(chunk):
+                    ids.append(event.id or "")
+                    if on_event is not None:
+                        on_event(event.id or "")
     except httpx.HTTPError as error:
         return ids, type(error).__name__
     return ids, "ended"

@@ -261,12 +261,20 @@ def render_nginx_config(**values: str) -> str:
 
 
 def fill_placeholders(template: str, values: Mapping[str, str]) -> str:
-    """`template` with each `{{name}}` replaced by `values[name]`; a missing one is a KeyError."""
+    """`template` with each `{{name}}` replaced by `values[name]`; a missing one is a KeyError.
+
+    A value of several lines is indented like its placeholder, so the rendered config reads
+    as the template does.
+    """
 
     def fill(match: re.Match[str]) -> str:
         key = match.group(1)
         if key not in values:
             raise KeyError(f"the nginx template needs a value for {{{{{key}}}}}")
-        return values[key]
+        line_start = template.rfind("\n", 0, match.start()) + 1
+        indent = template[line_start : match.start()]
+        if indent.strip():  # the placeholder follows other text on its line: no indent
+            indent = ""
+        return values[key].replace("\n", "\n" + indent)
 
     return _PLACEHOLDER.sub(fill, template)

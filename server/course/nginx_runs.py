@@ -12,6 +12,7 @@ it learned that a client left).
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -72,7 +73,7 @@ def upstream_view(
 
     A wiretap (lesson 01) between nginx and the app records every upstream byte: the request
     line nginx sent, whether it asked the app to close (`Connection: close`), how many TCP
-    connections carried the streams, and the head of the app's first answer.
+    connections carried the streams, and the head of the app's first answer to one.
     """
     with start_wiretap(app) as tap:
         with (
@@ -84,11 +85,12 @@ def upstream_view(
         records = tap.records()
     asked = [r for r in records if r.direction == "up" and b"/events" in r.data]
     request = asked[0].data
-    answer = next(r.data for r in records if r.direction == "down")
+    carried = {r.connection for r in asked}
+    answer = next(r.data for r in records if r.direction == "down" and r.connection in carried)
     return {
         "request line": request.split(b"\r\n")[0].decode(),
         "Connection": "close" if b"Connection: close" in request else "(none)",
-        "app connections": len({r.connection for r in asked}),
+        "app connections": len(carried),
         "answer head": answer.split(b"\r\n\r\n")[0].decode(),
     }
 
@@ -130,16 +132,23 @@ class Reload:
 
 
 def reload_during_streams(app: Server, main: str = "", streams: int = 3) -> Reload:
-    """`streams` streams of 12 events 0.25 s apart, and `nginx -s reload` 0.6 s in.
+    """`streams` streams of 12 events 0.25 s apart, and `nginx -s reload` once each has had
+    its second event (about 0.25 s in), so that the old worker is surely serving all of them.
 
     `main` adds directives to nginx's main block (`worker_shutdown_timeout 1s;`).
     """
     proxy = start_nginx([app], main=main)
     url = f"{proxy.url}/events?limit=12&interval=0.25"
+    under_way = threading.Barrier(streams + 1)
+
+    def note(event_id: str) -> None:
+        if event_id == "2":
+            under_way.wait(timeout=10)
+
     try:
         with ThreadPoolExecutor(streams) as pool:
-            reading = [pool.submit(ids_and_ending, url) for _ in range(streams)]
-            time.sleep(0.6)  # when to reload: with the streams under way (events 1-3 arrived)
+            reading = [pool.submit(ids_and_ending, url, 30.0, note) for _ in range(streams)]
+            under_way.wait(timeout=10)  # every stream is on the old worker, and moving
             reloaded = time.perf_counter()
             reload_nginx(proxy)  # returns once the new worker has started
             new_request = httpx.get(f"{proxy.url}/").status_code  # served by the new worker

@@ -74,7 +74,7 @@ def _course_lines(prefix: Path | None) -> tuple[str, str]:
         f"{kind}_temp_path {prefix}/{kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     ]
-    return "\n".join(main), "\n    ".join(http)
+    return "\n".join(main), "\n".join(http)
 
 
 def start_sse_nginx(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from server.course.lesson_links import broken_links, linked_cells
+from server.course.lesson_links import broken_links, cell_source, linked_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +35,9 @@ def test_links_to_missing_or_unchecking_cells_are_reported(tmp_path: Path) -> No
         new_markdown_cell("[z](01_a.ipynb#cell-id=gone)", id="02-other"),
     )
     assert len(linked_cells(tmp_path, "02_b.ipynb", "02-check")) == 6
+    assert cell_source(tmp_path, "02_b.ipynb", "02-other") == "[z](01_a.ipynb#cell-id=gone)"
+    with pytest.raises(LookupError, match="no cell 'nope'"):
+        cell_source(tmp_path, "02_b.ipynb", "nope")
     assert broken_links(tmp_path, "02_b.ipynb", "02-check") == [
         "01_a.ipynb#prints",
         "01_a.ipynb#prose",

@@ -29,6 +29,14 @@ def _source(cell: dict[str, object]) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
+def cell_source(folder: Path, lesson: str, cell_id: str) -> str:
+    """The source of one cell of `lesson` (a checklist table, to check its rows)."""
+    for cell in _cells(folder / lesson):
+        if cell.get("id") == cell_id:
+            return _source(cell)
+    raise LookupError(f"{lesson} has no cell {cell_id!r}")
+
+
 def linked_cells(folder: Path, lesson: str, prefix: str) -> list[tuple[str, str]]:
     """Every (notebook, cell id) that `lesson`'s markdown cells starting `prefix` link to."""
     return [

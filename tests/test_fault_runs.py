@@ -16,9 +16,11 @@ from server.clients.room_runs import away_while_publishing, in_memory_room
 from server.clients.slow_client import slow_client_run
 from server.course.cluster import start_workers, upstreams
 from server.course.fault_runs import (
+    REAL_IP_FROM_LOOPBACK,
     kills_while_publishing,
     redis_outage,
     sticky_room,
+    worker_for_address,
     worker_stats,
     workers_seen,
 )
@@ -74,6 +76,16 @@ def test_pubsub_loses_what_a_listener_missed_while_away(started: list[Server]) -
 
 
 @pytest.mark.nginx
+def test_ip_hash_keys_on_the_first_three_octets(started: list[Server]) -> None:
+    workers, _ = _stack(started, "memory")
+    nginx = start_nginx(upstreams(workers), upstream="ip_hash;", server=REAL_IP_FROM_LOOPBACK)
+    started.append(nginx)
+    one_24 = {worker_for_address(nginx.url, f"10.1.2.{i}") for i in range(1, 17)}
+    many_24s = {worker_for_address(nginx.url, f"10.1.{i}.7") for i in range(1, 17)}
+    assert len(one_24) == 1 and many_24s == {"A", "B"}, (one_24, many_24s)
+
+
+@pytest.mark.nginx
 def test_sticky_users_move_with_their_dead_worker_and_back(started: list[Server]) -> None:
     workers, nginx = _stack(started, "memory", upstream="hash $cookie_user consistent;")
     users = [f"user-{i}" for i in range(12)]
@@ -115,7 +127,7 @@ def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(
     workers, nginx = _stack(started, "streams", redis)
     urls = [worker.url for worker in workers.values()]
     run = asyncio.run(slow_client_run(nginx.url, urls, redis.url))
-    assert run.dropped_after is not None and run.dropped_after < 10 and run.closed
+    assert run.dropped_while_publishing() and run.closed, run.dropped_after
     assert 0 < run.stalled_bytes < 450 * 30_000, "it got what fit in the buffers, not all"
     p99 = run.p99()
     assert p99["while a write waited"] < 3 * p99["before"] + 0.25, p99

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,9 +49,17 @@ def stats_of(worker_urls: Sequence[str]) -> list[dict[str, Any]]:
 class SlowClientRun:
     delays: list[tuple[float, float]]  # (publish time since start, delivery delay), healthy
     dropped_after: float | None  # seconds from the start until a worker ended the stalled one
+    filled_after: float  # seconds from the start until the last message was published
     stalled_bytes: int  # what the stalled client had been sent (the buffers on the way)
     closed: bool  # whether the server closed its connection
     send_timeout: float
+
+    def dropped_while_publishing(self) -> bool:
+        """Whether the stalled client was dropped while messages were still being published
+        (or within the send deadline of the last one): the room did not have to go quiet."""
+        return self.dropped_after is not None and self.dropped_after < (
+            self.filled_after + self.send_timeout + 1  # + the polling's slack
+        )
 
     @property
     def waiting_since(self) -> float:
@@ -77,23 +85,31 @@ async def slow_client_run(
     *,
     count: int = 450,
     send_timeout: float = 2.0,
-    give_up: float = 15.0,
+    give_up: float = 30.0,
 ) -> SlowClientRun:
     """Four listeners and one stalled client on `url` (nginx); `count` messages of 30 KB."""
     async with room_client() as client, listening(client, f"{url}/events", 4) as room:
         with stalled_stream(f"{url}/events") as sock:
             start, dropped_after = time.time(), None
-            filling = asyncio.create_task(fill(redis_url, count))
+            filling = asyncio.create_task(_timed(fill(redis_url, count)))
             while dropped_after is None and time.time() - start < give_up:
                 stats = await asyncio.to_thread(stats_of, worker_urls)
                 if any(s.get("events", {}).get("stalled") for s in stats):
                     dropped_after = time.time() - start
+                elif filling.done() and time.time() > filling.result() + send_timeout + 2:
+                    break  # everything was published long enough ago: it was not dropped
                 await asyncio.sleep(0.1)  # the workers' own count, polled
-            await filling
+            filled_after = await filling - start
             if not await wait_until_received(room, count, 30):
                 raise TimeoutError("the healthy listeners did not get every message")
             got, closed = await asyncio.to_thread(read_to_end, sock)
     delays = [
         (r.data["t"] - start, r.at - r.data["t"]) for listener in room for r in listener.received
     ]
-    return SlowClientRun(delays, dropped_after, len(got), closed, send_timeout)
+    return SlowClientRun(delays, dropped_after, filled_after, len(got), closed, send_timeout)
+
+
+async def _timed(work: Awaitable[None]) -> float:
+    """Await `work`; the time.time() it finished."""
+    await work
+    return time.time()

@@ -55,6 +55,18 @@ def workers_seen(url: str, user: str, requests: int = 5) -> list[str]:
         return [client.get(f"{url}/", headers=cookie).headers["x-worker"] for _ in range(requests)]
 
 
+# For an nginx whose `ip_hash` should see the client address a test sends in X-Forwarded-For
+# (as it would behind a trusted load balancer or CDN): pass as `start_nginx(server=...)`.
+REAL_IP_FROM_LOOPBACK = "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;"
+
+
+def worker_for_address(url: str, address: str) -> str:
+    """The worker that answers a client at `address` (sent as X-Forwarded-For to an nginx
+    started with `REAL_IP_FROM_LOOPBACK`): what `ip_hash` does with clients of many networks."""
+    answer = httpx.get(f"{url}/", headers={"X-Forwarded-For": address})
+    return answer.headers["x-worker"]
+
+
 @dataclass(frozen=True)
 class StickyRun:
     published: dict[str, set[int]]  # worker -> numbers published on it

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from server.course.browser import BrowserNotFoundError, find_chromium, launch_options
-from server.course.launcher import Server, start_app
+from server.course.launcher import Server, start_app, start_redis
+
+DEADLINE = 30.0
+"""Seconds a test waits for something that takes milliseconds: generous for a loaded 2-core
+machine, and still a failure rather than a hang when the thing never happens."""
+
+Waiter = Callable[..., float]
 
 
 @pytest.fixture
@@ -28,6 +35,29 @@ def serve() -> Iterator[Callable[..., Server]]:
     yield _serve
     for server in started:
         server.stop()
+
+
+def wait_until(condition: Callable[[], object], what: str, deadline: float = DEADLINE) -> float:
+    """Poll `condition` until it is true; the seconds it took. Fails, naming `what`, after
+    `deadline` seconds: a signal waited for, never a sleep that hopes."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < deadline, f"not after {deadline:g} s: {what}"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def wait_for() -> Waiter:
+    """`wait_for(condition, "what it waits for")`: `wait_until` as a fixture."""
+    return wait_until
+
+
+@pytest.fixture
+def redis() -> Iterator[Server]:
+    """A real redis-server on a free port, empty, stopped after the test."""
+    with start_redis() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

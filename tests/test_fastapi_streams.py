@@ -284,9 +284,10 @@ def test_a_blocking_async_generator_stalls_everyone(serve) -> None:  # type: ign
     sync = ping_latencies_during(server.url, path.format("sync"))
     blocked = ping_latencies_during(server.url, path.format("async"))
     # The sleep is the yardstick, and the two sides are orders of magnitude apart: beside the
-    # sync stream a ping takes about a millisecond (a few under load); beside the blocking
-    # one, a ping waits for the sleeps (the first one measured ~1.2 s: all three).
-    assert statistics.median(sync) < delay / 10, sync
+    # sync stream a ping takes about a millisecond (a few under load: the bound is 25x that);
+    # beside the blocking one, a ping waits for the sleeps (the first one measured ~1.2 s: all
+    # three), so a generator that blocked the loop could not pass the first assert.
+    assert statistics.median(sync) < delay / 4, sync
     assert max(blocked) >= delay, blocked
 
 

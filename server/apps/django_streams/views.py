@@ -205,7 +205,7 @@ def seed_countdown(request: HttpRequest) -> HttpResponse:
 
 @_rejects_bad_input
 def seed_countdown_async(request: HttpRequest) -> HttpResponse:
-    """The seed's view made right for ASGI: two words change (`async def`, `await`)."""
+    """The seed's view made right for ASGI: `async def` and `await asyncio.sleep`, nothing else."""
     interval = _param(request, "interval", float, 1.0, 0, 10) or 0.0
 
     async def event_stream() -> AsyncIterator[str]:

@@ -45,6 +45,7 @@ def invoke(app: ASGI, path: str) -> Invocation:
     handler = Mangum(app, lifespan="off")  # sets up an event loop in this thread
     started = time.perf_counter()
     try:
+        # No Lambda context outside Lambda: mangum only passes it on, in the ASGI scope.
         result = handler(url_event(path), None)  # type: ignore[arg-type]
     finally:  # mangum leaves its loop open: close it, so the next call here makes a new one
         asyncio.get_event_loop().close()

@@ -335,3 +335,12 @@ def test_the_log_tail_sends_each_line_as_it_is_written(
 def test_the_log_tail_without_a_file_is_a_404(asgi: Server) -> None:
     response = httpx.get(f"{asgi.url}/log-tail")
     assert response.status_code == 404 and "DJANGO_LOG_TAIL" in response.json()["detail"]
+
+
+def test_the_seed_view_as_written_streams_under_wsgi_only(asgi: Server, wsgi: Server) -> None:
+    """A sync generator: a thread streams it; the event loop gets it in one burst at the end."""
+    url = "/seed-countdown?interval=0.2"
+    assert spread(event_arrivals(wsgi.url + url)) > 0.6
+    burst = event_arrivals(asgi.url + url)
+    assert [a.event.data for a in burst] == ["5", "4", "3", "2", "1", LIFTOFF]
+    assert spread(burst) < 0.1 and burst[0].seconds > 0.8

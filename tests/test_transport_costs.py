@@ -9,7 +9,7 @@ what it says fails here before it fails in the notebook.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -17,18 +17,12 @@ import pytest
 from server.clients import chat_transports as chat
 from server.clients.resume import read_with_resume as sse_read_with_resume
 from server.clients.ws_resume import read_room, read_with_resume
-from server.course.launcher import Server, start_nginx, start_redis
+from server.course.launcher import Server, start_nginx
 from server.course.nginx import CONNECTION_UPGRADE_MAP, websocket_proxy
 from server.course.reply_cuts import connected, cut_while_replying
 from server.course.transport_costs import APP, bytes_per_message, worker_costs
 from server.course.wiretap import start_wiretap
 from server.seed_texts import REPLY
-
-
-@pytest.fixture
-def redis() -> Iterator[Server]:
-    with start_redis() as server:
-        yield server
 
 
 @pytest.fixture

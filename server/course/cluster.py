@@ -19,6 +19,7 @@ active health checks, or a short `fail_timeout`.)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import redis as redis_sync
 
@@ -28,11 +29,17 @@ from server.course.launcher import Server, start_app
 def start_workers(
     app: str, names: Iterable[str], *, env: Mapping[str, str] | None = None
 ) -> dict[str, Server]:
-    """One uvicorn process of `app` per name, each with `WORKER_NAME` set to its name."""
-    return {
-        name: start_app(app, env={**(env or {}), "WORKER_NAME": name}, name=f"worker-{name}")
-        for name in names
-    }
+    """One uvicorn process of `app` per name, each with `WORKER_NAME` set to its name.
+
+    They start side by side (each start mostly waits for its process to import the app and
+    listen), so two workers take about as long as one."""
+    names = list(names)
+
+    def one(name: str) -> Server:
+        return start_app(app, env={**(env or {}), "WORKER_NAME": name}, name=f"worker-{name}")
+
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        return dict(zip(names, pool.map(one, names), strict=True))
 
 
 def upstreams(workers: Mapping[str, Server] | Iterable[Server]) -> list[str]:
@@ -49,7 +56,10 @@ def shutdown_redis(redis: Server, timeout: float = 10.0) -> None:
     The course's redis-server keeps no data on disk otherwise (`--save ""`, no AOF), so a
     crash (`redis.kill()`) loses every stream. In production, durability is a setting:
     `appendonly yes` with `appendfsync everysec` loses at most about a second of writes in a
-    crash, `always` none that were acknowledged; a replica with `WAIT` survives the machine.
+    crash, `always` none that were acknowledged. A replica makes losing the machine survivable,
+    but replication is asynchronous: `WAIT` only says how many replicas had a write, and
+    Redis's documentation is explicit that a write acknowledged that way can still be lost in
+    a failover (it does not make Redis strongly consistent).
     """
     client = redis_sync.Redis.from_url(redis.url, socket_timeout=timeout)
     try:

@@ -24,7 +24,7 @@ from server.course.fault_runs import (
     worker_stats,
     workers_seen,
 )
-from server.course.launcher import Server, start_nginx, start_redis
+from server.course.launcher import Server, start_nginx
 
 APP = "server.apps.broadcast:app"
 FAST = {"HEARTBEAT": "1", "RETRY_MS": "300", "SEND_TIMEOUT": "2", "QUEUE_SIZE": "100"}
@@ -49,12 +49,6 @@ def _stack(
     return workers, nginx
 
 
-def _redis(started: list[Server]) -> Server:
-    redis = start_redis()
-    started.append(redis)
-    return redis
-
-
 @pytest.mark.nginx
 def test_in_memory_room_each_listener_hears_its_own_worker_only(
     started: list[Server],
@@ -68,8 +62,10 @@ def test_in_memory_room_each_listener_hears_its_own_worker_only(
 
 @pytest.mark.nginx
 @pytest.mark.redis
-def test_pubsub_loses_what_a_listener_missed_while_away(started: list[Server]) -> None:
-    _, nginx = _stack(started, "pubsub", _redis(started))
+def test_pubsub_loses_what_a_listener_missed_while_away(
+    started: list[Server], redis: Server
+) -> None:
+    _, nginx = _stack(started, "pubsub", redis)
     run = asyncio.run(away_while_publishing(nginx.url, away_for=1.0, listeners=4))
     assert all(t.perfect and t.received == 30 for t in run.everyone)
     assert run.away.lost == run.sent_while_away > 0
@@ -101,9 +97,8 @@ def test_sticky_users_move_with_their_dead_worker_and_back(started: list[Server]
 @pytest.mark.nginx
 @pytest.mark.redis
 def test_kills_lose_messages_with_pubsub_and_none_with_streams(
-    started: list[Server],
+    started: list[Server], redis: Server
 ) -> None:
-    redis = _redis(started)
     pubsub_workers, pubsub_nginx = _stack(started, "pubsub", redis)
     lossy = asyncio.run(
         kills_while_publishing(pubsub_nginx.url, pubsub_workers, "A", 100, 8)
@@ -121,9 +116,8 @@ def test_kills_lose_messages_with_pubsub_and_none_with_streams(
 @pytest.mark.nginx
 @pytest.mark.redis
 def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(
-    started: list[Server],
+    started: list[Server], redis: Server
 ) -> None:
-    redis = _redis(started)
     workers, nginx = _stack(started, "streams", redis)
     urls = [worker.url for worker in workers.values()]
     run = asyncio.run(slow_client_run(nginx.url, urls, redis.url))
@@ -138,9 +132,8 @@ def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(
 @pytest.mark.nginx
 @pytest.mark.redis
 def test_a_redis_outage_refuses_publishes_and_loses_nothing_acknowledged(
-    started: list[Server],
+    started: list[Server], redis: Server
 ) -> None:
-    redis = _redis(started)
     workers, nginx = _stack(started, "streams", redis)
     run = asyncio.run(redis_outage(nginx.url, workers, redis))
     assert run.refused.status_code == 503 and "NOT stored" in run.refused.json()["detail"]

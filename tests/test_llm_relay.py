@@ -240,12 +240,12 @@ def test_config_and_chat_page(relay: Server, llm: Server) -> None:
     }  # fmt: skip
     assert type(config["max_retries"]) is int  # a count, not 1.0
     page = httpx.get(f"{relay.url}/").text
-    assert '<script src="chat.js">' in page  # relative: works behind a proxy prefix
-    script = httpx.get(f"{relay.url}/chat.js")
-    assert script.headers["content-type"].startswith("text/javascript")
-    assert "textContent" in script.text and "innerHTML" not in script.text.replace(
-        "never innerHTML", ""
-    )
+    assert '<script type="module" src="chat.js">' in page  # relative: works behind a proxy
+    for name in ("chat.js", "markdown.js", "sse.js"):  # chat.js imports the other two
+        script = httpx.get(f"{relay.url}/{name}")
+        assert script.headers["content-type"].startswith("text/javascript"), name
+        assert "innerHTML" not in script.text.replace("never innerHTML", ""), name
+    assert 'from "./markdown.js"' in httpx.get(f"{relay.url}/chat.js").text
 
 
 def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> None:

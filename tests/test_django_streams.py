@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import threading
 import time
 import zlib
@@ -344,3 +346,36 @@ def test_the_seed_view_as_written_streams_under_wsgi_only(asgi: Server, wsgi: Se
     burst = event_arrivals(asgi.url + url)
     assert [a.event.data for a in burst] == ["5", "4", "3", "2", "1", LIFTOFF]
     assert spread(burst) < 0.1 and burst[0].seconds > 0.8
+
+
+def test_a_file_response_under_asgi_is_read_whole_before_its_first_byte(tmp_path: Path) -> None:
+    """Lesson 07 says so: `FileResponse` iterates its file synchronously, so Django's ASGI
+    path (`StreamingHttpResponse.__aiter__`) collects every block into a list first. If a
+    Django upgrade streams it, this fails: update the lesson."""
+    import asyncio
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.apps.django_streams.settings")
+    django.setup()
+    from django.http import FileResponse
+
+    blocks = 10
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * FileResponse.block_size * blocks)
+    reads = 0
+
+    class CountingFile(io.FileIO):
+        def read(self, size: int = -1) -> bytes:
+            nonlocal reads
+            reads += 1
+            return super().read(size)
+
+    async def first_chunk() -> bytes:
+        with CountingFile(path) as file:
+            return await anext(aiter(FileResponse(file)))
+
+    with pytest.warns(Warning, match="must consume synchronous iterators"):
+        first = asyncio.run(first_chunk())
+    assert len(first) == FileResponse.block_size
+    assert reads > blocks, f"only {reads} reads before the first block: it streams now"

@@ -3,8 +3,8 @@
 `HttpResponse(content)` holds the whole body in the server's memory before the first byte
 goes out; a streamed body holds a block at a time. The difference shows in the server
 process's resident memory (RSS), sampled every few milliseconds while a client reads the
-response: the peak above the RSS at the start is what that one response cost.
-(`psutil` reads RSS the same way on Linux, macOS and Windows.)
+response: the peak above the RSS at the start is what that one response cost. RSS is read
+from /proc (`server.clients.measure.rss_kib`), as every bench here reads it.
 """
 
 from __future__ import annotations
@@ -15,24 +15,24 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import httpx
-import psutil  # type: ignore[import-untyped]  # (no stubs installed; psutil comes with ipython)
+
+from server.clients.measure import rss_kib
 
 T = TypeVar("T")
-MIB = 1024 * 1024
+KIB_PER_MIB = 1024
 
 
 def peak_growth_mib(
     pid: int, action: Callable[..., T], *args: object, every: float = 0.002
 ) -> tuple[float, T]:
     """Run `action(*args)`; the most the RSS of process `pid` rose above its start (MiB)."""
-    process = psutil.Process(pid)
-    start = peak = process.memory_info().rss
+    start = peak = rss_kib(pid)
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, process.memory_info().rss)
+            peak = max(peak, rss_kib(pid))
             time.sleep(every)
 
     sampler = threading.Thread(target=sample, name="rss sampler", daemon=True)
@@ -42,8 +42,8 @@ def peak_growth_mib(
     finally:
         done.set()
         sampler.join()
-    peak = max(peak, process.memory_info().rss)
-    return (peak - start) / MIB, result
+    peak = max(peak, rss_kib(pid))
+    return (peak - start) / KIB_PER_MIB, result
 
 
 def read_to_end(url: str) -> tuple[float, int]:

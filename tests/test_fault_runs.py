@@ -100,10 +100,11 @@ def test_kills_lose_messages_with_pubsub_and_none_with_streams(
     started: list[Server], redis: Server
 ) -> None:
     pubsub_workers, pubsub_nginx = _stack(started, "pubsub", redis)
-    lossy = asyncio.run(
-        kills_while_publishing(pubsub_nginx.url, pubsub_workers, "A", 100, 8)
-    ).summary()
-    assert lossy["cut"] > 0 and lossy["lost"] > 0 and lossy["perfect"] == 8 - lossy["cut"]
+    lossy = asyncio.run(kills_while_publishing(pubsub_nginx.url, pubsub_workers, "A", 100, 8))
+    cut = [len(listener.connections) > 1 for listener in lossy.room]
+    lost = [t.lost for t in lossy.tallies()]
+    assert any(cut) and all(n > 0 for n, c in zip(lost, cut, strict=True) if c), lost
+    assert all(n == 0 for n, c in zip(lost, cut, strict=True) if not c), lost
 
     workers, nginx = _stack(started, "streams", redis)
     run = asyncio.run(kills_while_publishing(nginx.url, workers, "AB", 120, listeners=6))
@@ -121,10 +122,12 @@ def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(
     workers, nginx = _stack(started, "streams", redis)
     urls = [worker.url for worker in workers.values()]
     run = asyncio.run(slow_client_run(nginx.url, urls, redis.url))
+    again = asyncio.run(slow_client_run(nginx.url, urls, redis.url))  # counts from its start
+    assert again.dropped_after is not None and again.dropped_after > 0.5, again.dropped_after
     assert run.dropped_while_publishing() and run.closed, run.dropped_after
     assert 0 < run.stalled_bytes < 450 * 30_000, "it got what fit in the buffers, not all"
     p99 = run.p99()
-    assert p99["while a write waited"] < 3 * p99["before"] + 0.25, p99
+    assert p99["before the drop"] < 3 * p99["before"] + 0.25, p99
     stats = worker_stats(workers)
     assert all(s["hub"]["most_waiting"] <= s["queue_size"] for s in stats.values())
 

@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from server.clients.room_runs import away_while_publishing, in_memory_room
@@ -142,3 +143,26 @@ def test_a_redis_outage_refuses_publishes_and_loses_nothing_acknowledged(
     assert run.refused.status_code == 503 and "NOT stored" in run.refused.json()["detail"]
     assert run.first_line == ": waiting for redis"
     assert all(r.perfect and r.received == 30 for r in run.results)
+
+
+@pytest.mark.nginx
+def test_nginx_default_health_check_turns_two_worker_failures_into_502_for_everyone(
+    started: list[Server],
+) -> None:
+    """Lesson 09's nginx trap: by default (`max_fails=1 fail_timeout=10s`) a worker that failed
+    once stays marked down for 10 s after it is back; `upstreams()` (`max_fails=0`) does not."""
+    workers = start_workers(APP, "AB", env={**FAST, "BROKER": "memory"})
+    started.extend(workers.values())
+    default = start_nginx(list(workers.values()))
+    without_check = start_nginx(upstreams(workers))
+    started.extend([default, without_check])
+
+    workers["A"].kill()
+    with httpx.Client() as client:
+        answers = [client.get(f"{default.url}/") for _ in range(2)]  # round robin tries A
+        assert [a.headers["x-worker"] for a in answers] == ["B", "B"]
+        workers["A"].restart()
+        workers["B"].kill()
+        assert client.get(f"{default.url}/").status_code == 502  # A still marked down
+        assert client.get(f"{without_check.url}/").headers["x-worker"] == "A"
+    assert "no live upstreams" in default.log_tail()

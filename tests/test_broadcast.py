@@ -28,7 +28,7 @@ from server.clients.listeners import (
 from server.clients.measure import percentile
 from server.clients.publisher import publish, publish_numbered
 from server.course.cluster import shutdown_redis, start_workers, upstreams
-from server.course.launcher import Server, start_nginx, start_redis
+from server.course.launcher import Server, start_nginx
 from server.fanout import Dropped, Hub, Message, StreamsBroker, fan_out
 from server.fanout.hub import Subscription, deliver
 from server.fanout.streams import entries_after
@@ -92,13 +92,6 @@ def test_the_hub_drops_a_client_a_queue_behind_and_the_others_get_everything() -
 
 
 Stack = Callable[..., tuple[dict[str, Server], Server]]
-
-
-@pytest.fixture
-def redis() -> Iterator[Server]:
-    server = start_redis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

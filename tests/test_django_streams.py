@@ -25,15 +25,6 @@ WSGI = "server.apps.django_streams.wsgi:application"
 DEADLINE = 10.0  # seconds: generous, for a loaded 2-core machine
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> float:
-    """Poll `condition` until it holds; the seconds it took. Fails after DEADLINE."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < DEADLINE, f"still waiting for {what}"
-        time.sleep(0.05)
-    return time.monotonic() - start
-
-
 @pytest.fixture
 def asgi(serve: Callable[..., Server]) -> Server:
     return serve(ASGI)
@@ -112,7 +103,9 @@ def test_bad_input_gets_a_400_that_says_why(
     assert reason in response.json()["detail"]
 
 
-def test_asgi_cancels_the_generator_when_the_client_leaves(asgi: Server) -> None:
+def test_asgi_cancels_the_generator_when_the_client_leaves(
+    asgi: Server, wait_for: Callable[..., float]
+) -> None:
     def stats() -> dict[str, int]:
         return httpx.get(f"{asgi.url}/stats").json().get("events", {})
 
@@ -193,7 +186,9 @@ def test_wsgi_streams_hold_a_thread_each_and_a_plain_request_waits(wsgi: Server)
     assert time.perf_counter() - start < 1.0
 
 
-def test_wsgi_notices_a_gone_client_only_when_a_write_fails(wsgi: Server) -> None:
+def test_wsgi_notices_a_gone_client_only_when_a_write_fails(
+    wsgi: Server, wait_for: Callable[..., float]
+) -> None:
     """No heartbeat: the generator sleeps on. Heartbeats: it is closed within a few beats."""
 
     def counts(name: str = "events") -> dict[str, int]:

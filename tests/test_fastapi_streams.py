@@ -6,7 +6,7 @@ import json
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -241,15 +241,7 @@ def test_page_and_static_files(app: Server) -> None:
 # --- cleanup and concurrency: their own servers, so counts start at zero --------------------
 
 
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    """Poll `predicate` until it is true; fail with `what` after DEADLINE seconds."""
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < DEADLINE, f"not after {DEADLINE} s: {what}"
-        time.sleep(0.02)
-
-
-def test_generator_is_torn_down_when_the_client_leaves(serve) -> None:  # type: ignore[no-untyped-def]
+def test_generator_is_torn_down_when_the_client_leaves(serve, wait_for) -> None:  # type: ignore[no-untyped-def]
     server = serve(APP)
 
     def stats() -> dict[str, int]:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from server.clients.wire_bytes import WireBytes, sse_bytes, websocket_bytes
 from server.clients.ws_load import HeldSockets
 from server.clients.ws_resume import read_room, read_with_resume, with_last_id
 from server.course.cluster import start_workers, upstreams
-from server.course.launcher import Server, start_nginx, start_redis
+from server.course.launcher import Server, start_nginx
 from server.course.nginx import CONNECTION_UPGRADE_MAP, SSE_PROXY, websocket_proxy
 from server.course.wiretap import Wiretap, start_wiretap
 from server.fanout import Message
@@ -58,12 +58,6 @@ def reply_text(messages: list[dict]) -> str:
 @pytest.fixture
 def chat(serve: Callable[..., Server]) -> Server:
     return serve(APP, env={"BROKER": "memory", "TOKEN_DELAY": "0.01"})
-
-
-@pytest.fixture
-def redis() -> Iterator[Server]:
-    with start_redis() as server:
-        yield server
 
 
 # --- the app -------------------------------------------------------------------------------

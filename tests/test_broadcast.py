@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -20,12 +19,9 @@ import pytest
 from server.clients.listeners import (
     Listener,
     listening,
-    read_to_end,
-    stalled_stream,
     tally,
     wait_until_received,
 )
-from server.clients.measure import percentile
 from server.clients.publisher import publish, publish_numbered
 from server.course.cluster import shutdown_redis, start_workers, upstreams
 from server.course.launcher import Server, start_nginx
@@ -353,66 +349,7 @@ def test_an_idempotency_key_stores_a_retried_publish_once(stack: Stack, redis: S
     assert bad.status_code == 400
 
 
-# --- 5. a client that stops reading -----------------------------------------------------------
-
-
-async def _fill(redis_url: str, count: int, size: int) -> None:
-    """Publish `count` messages of `size` bytes straight into the stream (a producer that
-    writes to Redis itself), about 250 a second, each with its publish time `t`."""
-    broker = StreamsBroker(redis_url)
-    try:
-        for n in range(count):
-            await broker.publish(json.dumps({"n": n, "t": time.time(), "pad": "x" * size}))
-            if n % 5 == 4:
-                await asyncio.sleep(0.02)
-    finally:
-        await broker.stop()
-
-
-def _delays(room: list[Listener]) -> list[float]:
-    return [r.at - r.data["t"] for listener in room for r in listener.received if "t" in r.data]
-
-
-@pytest.mark.nginx
-@pytest.mark.redis
-def test_a_client_that_stops_reading_is_dropped_within_10_s_and_nobody_else_waits(
-    stack: Stack, redis: Server
-) -> None:
-    workers, nginx = stack("streams", redis, QUEUE_SIZE="100", SEND_TIMEOUT="2")
-    # 18 MB in about 5 s: twice what the kernel buffers between nginx, the worker and a
-    # client that reads nothing hold here (~8 MB), so the worker's writes must wait.
-    count, size = 600, 30_000
-
-    async def run(stalled: bool) -> tuple[list[float], float | None, bytes, bool]:
-        streams, _ = clients(4)
-        async with streams, listening(streams, f"{nginx.url}/events", 4) as room:
-            if not stalled:
-                await _fill(redis.url, count, size)
-                assert await wait_until_received(room, count, 30)
-                return _delays(room), None, b"", False
-            with stalled_stream(f"{nginx.url}/events") as sock:
-                started = time.time()
-                filling = asyncio.create_task(_fill(redis.url, count, size))
-                dropped_after = None
-                while dropped_after is None and time.time() - started < 15:
-                    stats = await asyncio.to_thread(worker_stats, workers)
-                    if any(s["events"].get("stalled") for s in stats.values()):
-                        dropped_after = time.time() - started
-                    await asyncio.sleep(0.1)  # polling the workers' own count
-                await filling
-                assert await wait_until_received(room, count, 30)
-                received, closed = await asyncio.to_thread(read_to_end, sock)
-                return _delays(room), dropped_after, received, closed
-
-    baseline, _, _, _ = asyncio.run(run(stalled=False))
-    delays, dropped_after, received, closed = asyncio.run(run(stalled=True))
-    assert dropped_after is not None and dropped_after < 10, dropped_after
-    assert closed, "the server closed the stalled client's connection"
-    assert 0 < len(received) < count * size / 2, "it got what fit in the buffers, no more"
-    p99_before, p99_during = percentile(baseline, 99), percentile(delays, 99)
-    assert p99_during < 3 * p99_before + 0.25, (p99_before, p99_during)
-    stats = worker_stats(workers)
-    assert all(s["hub"]["most_waiting"] <= s["queue_size"] for s in stats.values())
+# --- 5. a client that stops reading: tests/test_fault_runs.py (lesson 09's slow_client_run) ---
 
 
 # --- 6. Redis goes away ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from server.clients.ws_resume import read_room, read_with_resume, with_last_id
 from server.course.cluster import start_workers, upstreams
 from server.course.launcher import Server, start_nginx
 from server.course.nginx import CONNECTION_UPGRADE_MAP, SSE_PROXY, websocket_proxy
+from server.course.reply_cuts import cut_while_replying
 from server.course.wiretap import Wiretap, start_wiretap
 from server.fanout import Message
 from server.seed_texts import REPLY
@@ -199,19 +200,17 @@ def test_a_resuming_client_gets_everything_once_and_a_plain_one_loses_the_rest(
     chat = serve(APP, env=env)
     tokens = 60
 
-    async def scenario(tap: Wiretap, reader: Callable[..., Any]) -> list[dict]:
-        reading = asyncio.create_task(reader(ws(tap.url, "/ws"), tokens + 2, retry=0.1))
-        await asyncio.sleep(0.3)  # connected (a missed start would show as lost messages)
-        httpx.post(f"{chat.url}/messages", json={"text": "long", "tokens": tokens})
-        for _ in range(2):
-            await asyncio.sleep(0.3)
-            tap.cut()
-        return await asyncio.wait_for(reading, DEADLINE)
-
+    # The reader is known to be connected by the app's own count, not after a sleep.
     with start_wiretap(chat) as tap:
-        resumed = asyncio.run(scenario(tap, read_with_resume))
+        resumed = asyncio.run(
+            cut_while_replying(
+                tap, chat, read_with_resume(ws(tap.url, "/ws"), tokens + 2, retry=0.1), tokens
+            )
+        )
     with start_wiretap(chat) as tap:
-        plain = asyncio.run(scenario(tap, lambda url, want, retry: read_room(url, want)))
+        plain = asyncio.run(
+            cut_while_replying(tap, chat, read_room(ws(tap.url, "/ws"), tokens + 2), tokens)
+        )
     assert [m["type"] for m in resumed] == ["user", *["token"] * tokens, "done"]
     ids = [m["id"] for m in resumed]
     assert len(set(ids)) == len(ids) and ids == sorted(

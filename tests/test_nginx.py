@@ -141,7 +141,9 @@ def test_read_timeout_cuts_a_quiet_stream_and_heartbeats_keep_it_open(app: Serve
         assert read_ids(proxy.url + beating) == (["1", "2"], "ended")
         assert "upstream timed out" in proxy.log_path.read_text()
         cut, whole = [line for line in nginx.access_log(proxy) if "/events" in line]
-    assert 0.9 < float(cut.split("time=")[1].split()[0]) < 1.9, cut  # after the 1 s timeout
+    # Not before the 1 s timeout; the ids above already show it came before the 2nd event (2 s
+    # in), so the upper bound only has to be sane on a loaded machine.
+    assert 0.9 < float(cut.split("time=")[1].split()[0]) < 10, cut
     assert 'last_event_id="-"' in whole and " 200 HTTP/1.1 " in whole
 
 

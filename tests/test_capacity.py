@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -141,38 +138,6 @@ def test_a_silent_room_sends_heartbeats(serve: Callable[..., Server], contender:
             if comments >= 2:
                 break
     assert comments >= 2
-
-
-@pytest.mark.bench
-@pytest.mark.redis
-@pytest.mark.nginx
-def test_the_capacity_bench_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/bench_capacity.py", "--smoke"],
-        capture_output=True, text=True, timeout=240, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
-    for part in ("## idle", "## latency", "## throughput", "## growth"):
-        assert part in out, out
-    assert out.count("100/100") == 9, out  # every contender held every connection
-    assert out.count("all, in order") == 9 + 4, out  # latency rows, then growth rows
-    assert "course, 2 workers + nginx + Redis" in out
-
-
-@pytest.mark.bench
-@pytest.mark.redis
-def test_a_low_open_files_limit_scales_the_bench_down_with_a_note() -> None:
-    def low_limit() -> None:  # in the child only: 150 descriptors, 50 of them for streams
-        resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
-
-    done = subprocess.run(
-        [sys.executable, "bench/bench_capacity.py", "--smoke", "--only", "idle"],
-        capture_output=True, text=True, timeout=240, cwd=ROOT, preexec_fn=low_limit,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "scaled down: open-files limit 150 (hard 150): 100 streams asked, 50 fit" in done.stdout
-    assert done.stdout.count("50/50") == 9, done.stdout
 
 
 class SlowRoom:

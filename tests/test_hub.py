@@ -41,7 +41,6 @@ Chromium missing: the browser tests skip with the reason, unless COURSE_REQUIRE_
 from __future__ import annotations
 
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -342,18 +341,3 @@ def test_a_server_restart_behind_the_proxy_needs_the_page_level_retry(page: Any,
 
 
 # --- many learners on one host: bench/bench_workshop.py, small enough for every run ----------
-
-
-@pytest.mark.bench
-def test_the_workshop_bench_runs() -> None:
-    # Two learners with homes of their own, sharing /tmp, run lesson 00 at once: every cell
-    # passes, nothing is left running, and the figures that size a hub are printed.
-    done = subprocess.run(
-        [sys.executable, "bench/bench_workshop.py", "--smoke"],
-        capture_output=True, text=True, timeout=90, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    for expected in ("2 learners at once", "peak PSS per learner", "host peak", "CPU per learner"):
-        assert expected in done.stdout, done.stdout
-    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("home ")]
-    assert len(rows) == 2 and all(row[-2:] == ["0", "0"] for row in rows), done.stdout

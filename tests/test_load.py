@@ -211,14 +211,3 @@ def test_a_low_open_files_limit_scales_the_streams_down(serve: Callable[..., Ser
         note
         == "open-files limit 150 (hard 150): 1000 streams asked, 50 fit; raise it with ulimit -n"
     )
-
-
-@pytest.mark.bench
-def test_the_held_streams_bench_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/bench_streams_held.py", "--smoke"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    for expected in ("Django ASGI", "FastAPI", "50/50", "memory per held stream"):
-        assert expected in done.stdout, done.stdout

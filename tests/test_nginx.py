@@ -13,7 +13,6 @@ import asyncio
 import re
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -396,14 +395,3 @@ def test_http11_over_tls_opens_only_six(browser: Any, app: Server) -> None:
 
 
 # --- the bench cannot rot ----------------------------------------------------------------
-
-
-@pytest.mark.bench
-def test_the_nginx_bench_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/bench_nginx.py", "--smoke"],
-        capture_output=True, text=True, timeout=90, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    for expected in ("first byte", "per event", "added p99", "50/50", "nginx memory per held"):
-        assert expected in done.stdout, done.stdout

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -333,17 +331,6 @@ def test_held_sockets_count_every_message(chat: Server) -> None:
     held = asyncio.run(scenario())
     assert [(r.messages, r.error) for r in held.records] == [(ONE_REPLY, None)] * 10
     assert all(r.closed for r in held.records) and held.cpu_seconds > 0
-
-
-@pytest.mark.bench
-def test_the_websocket_vs_sse_bench_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/bench_ws_vs_sse.py", "--smoke"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    for expected in ("SSE", "WebSocket", "50/50", "1,020", "memory per idle connection"):
-        assert expected in done.stdout, done.stdout
 
 
 # --- a real browser ------------------------------------------------------------------------

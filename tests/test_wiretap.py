@@ -146,11 +146,13 @@ def test_a_half_closed_client_still_gets_the_whole_response(http10: tuple[str, i
         records = _wait_closed(tap)
     assert received.startswith(b"HTTP/1.0 200 OK\r\n")
     assert received.endswith(HALF_CLOSE_BODY)
-    # The records tell the story: the request, the client's end of file (passed on to the
-    # server), then the whole answer, the server's end of file, and only then the close.
+    # The records tell the story: the request, the client's end of file passed on to the
+    # server, the whole answer, the server's end of file, and only then the close. (The app
+    # may start its answer before the tap has passed the client's end of file on: HTTP/1.0
+    # needs only the request's head, so those two are not ordered.)
     directions = [r.direction for r in records]
-    assert directions[0] == "open"
-    assert directions.index("up-eof") < directions.index("down")
+    assert directions[0] == "open" and directions[1] == "up"
+    assert "up-eof" in directions
     assert directions[-2:] == ["down-eof", "close"]
     assert b"".join(r.data for r in records if r.direction == "up") == request
     assert b"".join(r.data for r in records if r.direction == "down") == received

@@ -8,7 +8,14 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup lab test test-unit test-solutions test-notebooks lint notebooks solutions bench preflight
+.PHONY: setup lab test test-quick test-unit test-solutions test-notebooks lint notebooks solutions bench preflight
+
+# Most of a test's time is spent waiting (a server starting, a stream paced by its sleeps), not
+# computing, so tests and notebooks run in parallel pytest workers (pytest-xdist). `loadfile`
+# keeps a module's tests, and so its stack started once, in one worker; a notebook's cells in
+# one kernel. WORKERS=1 runs everything in order, as before.
+WORKERS ?= 4
+XDIST = $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 
 setup:  ## the virtualenv, the pinned packages, nginx and redis-server
 	@tools/setup.sh
@@ -20,6 +27,10 @@ test:  ## set up, then run every check CI runs
 	@tools/setup.sh chromium
 	$(MAKE) --no-print-directory lint test-unit test-solutions test-notebooks
 
+test-quick:  ## the edit-test loop: lint and the unit tests without browsers and bench runs
+	$(VENV)/bin/ruff check .
+	$(PYTEST) $(XDIST) -q -m "not browser and not bench" tests
+
 lint:  ## ruff, mypy over server/, and learner copies in step with solutions/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -30,14 +41,14 @@ lint:  ## ruff, mypy over server/, and learner copies in step with solutions/
 COVERAGE_FLOOR := 90
 
 test-unit:  ## unit, end-to-end and browser tests of server/, with branch coverage
-	$(PYTEST) --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) tests
+	$(PYTEST) $(XDIST) --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR) tests
 	$(PY) -m coverage report --include=server/sse.py --fail-under=100
 
 test-solutions:  ## the solved notebooks, outputs compared with the committed ones
-	$(PYTEST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
+	$(PYTEST) $(XDIST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 
 test-notebooks:  ## the learner copies, no exercise done, run for errors
-	$(PYTEST) $(NBVAL) --nbval-lax notebooks
+	$(PYTEST) $(XDIST) $(NBVAL) --nbval-lax notebooks
 
 notebooks:  ## regenerate the learner copies from solutions/
 	$(PY) tools/make_learner.py

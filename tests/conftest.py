@@ -61,18 +61,21 @@ def redis() -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A real headless Chromium (Playwright, sync API), shared by a module's tests.
-
-    Skipped where no Chromium is installed, except with COURSE_REQUIRE_BROWSER=1 (CI), where a
-    missing browser fails the test instead: browser tests must never pass by not running.
-    """
+def chromium() -> None:
+    """Chromium is installed: the test is skipped where it is not, except with
+    COURSE_REQUIRE_BROWSER=1 (CI), where a missing browser fails the test instead: browser
+    tests must never pass by not running."""
     try:
         find_chromium()
     except BrowserNotFoundError as error:
         if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
             pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {error}")
         pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: None) -> Iterator[Any]:
+    """A real headless Chromium (Playwright, sync API), shared by a module's tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -8,12 +8,10 @@ reports can fail: a reply of plain paragraphs has no <pre>, and model HTML yield
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from server.course.browser import BrowserNotFoundError, find_chromium
 from server.course.chat_page import relayed, render_streamed
 from server.course.launcher import Server, start_app
 from server.sse import Decoder
@@ -22,13 +20,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def relay() -> Iterator[Server]:
-    try:
-        find_chromium()
-    except BrowserNotFoundError as error:
-        if os.environ.get("COURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"COURSE_REQUIRE_BROWSER=1 but {error}")
-        pytest.skip(str(error))
+def relay(chromium: None) -> Iterator[Server]:
     with start_app("server.apps.fake_openai:app", name="fake_openai") as llm:
         env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": ""}
         with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:

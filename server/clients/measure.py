@@ -6,16 +6,18 @@ numpy or pandas: a learner can read each function in a few lines, and `percentil
 numpy's default (linear interpolation), which the tests check. Lesson 02's experiment, later
 lessons' load tests and the scripts in bench/ share these rather than each writing their own.
 
-`rss_kib` and `cpu_seconds` read another process's memory and CPU time from /proc (Linux), as
-a bench measures the server it started: the server's own count, not the client's guess.
+`rss_kib` and `cpu_seconds` read another process's memory and CPU time through psutil (the
+kernel's own count, as /proc has it on Linux, and the same on macOS), as a bench or a lesson
+measures the server it started: the server's own count, not the client's guess.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from typing import Any
+
+import psutil
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -74,16 +76,11 @@ def _cell(value: Any) -> str:
 
 
 def rss_kib(pid: int) -> int:
-    """Resident memory of process `pid` now, in KiB (Linux /proc)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    """Resident memory of process `pid` now, in KiB."""
+    return int(psutil.Process(pid).memory_info().rss) // 1024
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time process `pid` has used so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU time process `pid` has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)

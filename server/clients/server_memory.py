@@ -4,7 +4,7 @@
 goes out; a streamed body holds a block at a time. The difference shows in the server
 process's resident memory (RSS), sampled every few milliseconds while a client reads the
 response: the peak above the RSS at the start is what that one response cost. RSS is read
-from /proc (`server.clients.measure.rss_kib`), as every bench here reads it.
+with `server.clients.measure.rss_kib`, as every bench here reads it.
 """
 
 from __future__ import annotations

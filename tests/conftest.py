@@ -61,6 +61,16 @@ def redis() -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
+def relay() -> Iterator[Server]:
+    """Lesson 06's relay in front of the local model, answering at once (no pacing)."""
+    env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
+    with start_app("server.apps.fake_openai:app", env=env, name="fake_openai") as llm:
+        env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": ""}
+        with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:
+            yield server
+
+
+@pytest.fixture(scope="module")
 def chromium() -> None:
     """Chromium is installed: the test is skipped where it is not, except with
     COURSE_REQUIRE_BROWSER=1 (CI), where a missing browser fails the test instead: browser

@@ -286,15 +286,6 @@ def test_fetch_chat_survives_a_crlf_cut_between_reads(page: Any, app: Server) ->
 HELLO, HELLO_REPLY = PROMPT, REPLY  # the seeds' prompt and the fake model's answer
 
 
-@pytest.fixture(scope="module")
-def relay() -> Iterator[Server]:
-    env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
-    with start_app("server.apps.fake_openai:app", env=env, name="fake_openai") as llm:
-        env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": ""}
-        with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:
-            yield server
-
-
 def send_in_chat_view(page: Any, transport: str, message: str) -> str:
     page.select_option("#transport", transport)
     page.fill("#message", message)

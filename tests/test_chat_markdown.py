@@ -14,21 +14,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-from server.course.launcher import Server, start_app
+from server.course.launcher import Server
 
 pytestmark = pytest.mark.browser
 
 XSS = '<img src=x onerror="window.pwned = true">'
 REPLY = f"Here is {XSS} and `x = 1`.\n\n```python\nprint('<b>hi</b>')\n```\n\nThe end."
-
-
-@pytest.fixture(scope="module")
-def relay() -> Iterator[Server]:
-    env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0"}
-    with start_app("server.apps.fake_openai:app", env=env, name="fake_openai") as llm:
-        env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": ""}
-        with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:
-            yield server
 
 
 @pytest.fixture

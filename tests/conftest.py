@@ -92,3 +92,13 @@ def browser(chromium: None) -> Iterator[Any]:
         chromium = playwright.chromium.launch(**launch_options())
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab in a context of its own (its own cookies), closed after the test."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()

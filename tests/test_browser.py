@@ -23,15 +23,6 @@ APP = "server.apps.fastapi_streams:app"
 XSS = '<img src=x onerror="window.pwned = true">'
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
 @pytest.fixture(scope="module")
 def app() -> Iterator[Server]:
     with start_app(APP) as server:

@@ -8,7 +8,6 @@ in the model's text must stay text, and a fenced block must become a ``<pre>``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.browser
 
 XSS = '<img src=x onerror="window.pwned = true">'
 REPLY = f"Here is {XSS} and `x = 1`.\n\n```python\nprint('<b>hi</b>')\n```\n\nThe end."
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 def relayed(text: str, size: int) -> str:

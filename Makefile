@@ -8,7 +8,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup lab test test-quick test-unit test-solutions test-notebooks lint notebooks solutions bench preflight
+.PHONY: setup lab test test-quick test-unit test-solutions test-notebooks lint notebooks solutions bench preflight check catch-up progress
 
 # Most of a test's time is spent waiting (a server starting, a stream paced by its sleeps), not
 # computing, so tests and notebooks run in parallel pytest workers (pytest-xdist). `loadfile`
@@ -59,6 +59,20 @@ solutions:  ## re-execute the solved notebooks in place (then review the diff)
 preflight:  ## before a workshop, on the hub image: the environment, the hub path, two learners at once
 	$(PY) -m server.course.doctor
 	$(PYTEST) tests/test_hub.py -q
+
+# The build-it stages: your chat in notebooks/mychat, checked on real servers (lessons 04-11).
+PROJECT ?= notebooks/mychat
+
+check:  ## check a stage of your chat: make check STAGE=1 [PROJECT=solutions/mychat]
+	@test -n "$(STAGE)" || { echo "which stage? make check STAGE=1"; exit 2; }
+	$(PY) -m server.course.stages $(STAGE) --project $(PROJECT)
+
+catch-up:  ## fill the stages before STAGE from the reference (your files are backed up first)
+	@test -n "$(STAGE)" || { echo "catch up to which stage? make catch-up STAGE=3"; exit 2; }
+	$(PY) -m server.course.project catch-up $(STAGE) --project $(PROJECT)
+
+progress:  ## for an instructor: learners x stages passed, e.g. PROJECTS='/home/*/sse-course/notebooks/mychat'
+	$(PY) -m server.course.progress $(or $(PROJECTS),$(PROJECT))
 
 bench:
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

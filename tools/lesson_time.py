@@ -6,6 +6,8 @@ This tool estimates it from the learner's copy of each lesson (what they actuall
     prose        130 words a minute: technical text read carefully, not skimmed
     code         15 lines a minute: read, run, look at the output
     exercises    15 minutes each: write, run the check, fix, run again
+    build stages 30 minutes each ("## Build it" sections): a route, a page or a config of the
+                 learner's own chat, written in files and checked on real servers
     questions    1.5 minutes each: the "Check yourself" list, answered before peeking
 
 Sections whose heading says "optional" are estimated apart, so a lesson can say "about 40
@@ -38,6 +40,7 @@ WORDS_PER_MINUTE = 130
 CODE_LINES_PER_MINUTE = 15
 MINUTES_PER_EXERCISE = 15
 MINUTES_PER_QUESTION = 1.5
+MINUTES_PER_STAGE = 30
 
 STATED = re.compile(
     r"\*\*Time:\*\* about (?P<core>\d+) minutes"
@@ -56,6 +59,7 @@ class Effort:
     code_lines: int = 0
     exercises: int = 0
     questions: int = 0
+    stages: int = 0
 
     @property
     def minutes(self) -> float:
@@ -64,6 +68,7 @@ class Effort:
             + self.code_lines / CODE_LINES_PER_MINUTE
             + self.exercises * MINUTES_PER_EXERCISE
             + self.questions * MINUTES_PER_QUESTION
+            + self.stages * MINUTES_PER_STAGE
         )
 
 
@@ -99,6 +104,7 @@ def estimate(path: Path) -> Estimate:
             for level, title in HEADING.findall(source):
                 if level == "##":
                     part = optional if "optional" in title.lower() else core
+                    part.stages += title.lower().startswith("build it")
                 in_questions = "check yourself" in title.lower()
             stated = stated or STATED.search(source)
             part.words += len(source.split())

@@ -22,6 +22,9 @@ with HTML comments, which do not show when the solution is rendered:
 
 and the learner's copy says where to find them instead (`MARKDOWN_STUB`).
 
+The learner's chat project, solutions/mychat, is generated into notebooks/mychat the same way,
+by `server.course.project` (stage blocks instead of solution blocks; edited files backed up).
+
 Usage:
     python tools/make_learner.py            # write notebooks/ from solutions/
     python tools/make_learner.py --check    # exit 1 if notebooks/ differ from what it writes
@@ -35,6 +38,8 @@ import sys
 from pathlib import Path
 
 import nbformat
+
+from server.course import project
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION[ \t]*$")
@@ -109,11 +114,20 @@ def main(argv: list[str] | None = None) -> int:
             drifted.append(target)
             if not args.check:
                 target.write_text(text)
+    if args.check:
+        problems = project.drift()
+        for problem in problems:
+            print(f"notebooks/{problem}")
+        drifted += [project.LEARNER] * bool(problems)
+    else:
+        for line in project.generate():
+            print(line)
     expected = {p.name for p in solutions}
     extra = [p for p in (ROOT / "notebooks").glob("*.ipynb") if p.name not in expected]
     if args.check and (drifted or extra):
         for path in drifted:
-            print(f"{path.relative_to(ROOT)} differs from what solutions/ generates")
+            if path != project.LEARNER:
+                print(f"{path.relative_to(ROOT)} differs from what solutions/ generates")
         for path in extra:
             print(f"{path.relative_to(ROOT)} has no source in solutions/")
         print("Run `make notebooks` to regenerate the learner copies.")

@@ -1,0 +1,5 @@
+"""Stage 9 (lesson 11)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,19 @@
+"""`python -m server.course.stages N [--project DIR]`: a stage check from a terminal."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from server.course.launcher import stop_all
+from server.course.project import LEARNER
+from server.course.stages import STAGES, check_stage
+
+parser = argparse.ArgumentParser(description="Check one stage of your chat project.")
+parser.add_argument("stage", type=int, choices=STAGES)
+parser.add_argument("--project", type=Path, default=LEARNER, help="default: notebooks/mychat")
+args = parser.parse_args()
+try:
+    passed = check_stage(args.stage, args.project)
+finally:
+    stop_all()
+sys.exit(0 if passed else 1)

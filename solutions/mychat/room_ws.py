@@ -1,0 +1,5 @@
+"""Stage 8 (lesson 10)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

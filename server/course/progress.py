@@ -21,7 +21,8 @@ STAGES = tuple(range(1, 10))
 def learner_name(folder: Path) -> str:
     """The learner's home folder name (`/home/ana/sse-course/notebooks/mychat` → ana)."""
     parts = folder.resolve().parts
-    return parts[2] if len(parts) > 3 and parts[1] == "home" else str(folder)
+    homes = [i for i, part in enumerate(parts[:-1]) if part == "home"]
+    return parts[homes[-1] + 1] if homes else str(folder)
 
 
 def row(folder: Path) -> tuple[str, list[str]]:

@@ -63,6 +63,7 @@ from server.fanout import (
     Feed,
     open_broker,
 )
+from server.json_body import BadBody, parse_json, read_body
 from server.query_params import whole_number
 from server.send_deadline import SendDeadline
 from server.sse import Event, comment, encode
@@ -177,11 +178,11 @@ async def publish(request: Request) -> Response:
     broker: Broker = request.state.broker
     headers = _worker_header(request)
     try:
-        data = _message(await request.body())
+        data = _message(await read_body(request, MAX_MESSAGE))
         key = request.headers.get("idempotency-key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise BadRequest("Idempotency-Key must be 1-64 letters, digits or ._:-")
-    except BadRequest as error:
+    except (BadRequest, BadBody) as error:
         return _error(str(error), error.status, headers)
     try:
         message_id = await broker.publish(data, key=key)
@@ -194,13 +195,14 @@ async def publish(request: Request) -> Response:
 
 
 def _message(body: bytes) -> str:
-    """The body as compact JSON text: it must be one JSON object of at most MAX_MESSAGE bytes."""
-    if len(body) > MAX_MESSAGE:
-        raise BadRequest(f"a message is at most {MAX_MESSAGE} bytes, got {len(body)}", 413)
+    """The body (at most MAX_MESSAGE bytes, read by `read_body`) as compact JSON text: it must
+    be one JSON object, strictly parsed (`parse_json`)."""
     try:
-        value = json.loads(body)
-    except ValueError:
-        raise BadRequest('the body must be a JSON object, e.g. {"text": "hi"}') from None
+        value = parse_json(body)
+    except BadBody as error:
+        raise BadRequest(
+            f'{error}; the body must be a JSON object, e.g. {{"text": "hi"}}'
+        ) from None
     if not isinstance(value, dict):
         raise BadRequest(f"the body must be a JSON object, got {type(value).__name__}")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

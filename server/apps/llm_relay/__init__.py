@@ -35,15 +35,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import openai
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from server.apps.llm_relay.heartbeat import HeartbeatResponse
 from server.apps.llm_relay.relay import chat_events, log, relay_events, upstream_chunks
+from server.json_body import json_model
 from server.llm.config import (
     CONNECT_TIMEOUT,
     LOCAL_KEY,
@@ -116,8 +117,15 @@ async def chat_get(
     return stream_chat(request, [{"role": "user", "content": message}])
 
 
+# The longest conversation the model allows (100 messages of 20,000 characters, up to 4 bytes
+# each), read strictly: FastAPI's own parsing answers deep nesting and lone surrogates with 500.
+conversation_body = json_model(Conversation, limit=4 * 20_000 * 100 + 65_536)
+
+
 @app.post("/chat")
-async def chat_post(request: Request, conversation: Conversation) -> HeartbeatResponse:
+async def chat_post(
+    request: Request, conversation: Annotated[Conversation, Depends(conversation_body)]
+) -> HeartbeatResponse:
     """A whole conversation, for `fetch` (SSE works over POST; only `EventSource` can't)."""
     return stream_chat(request, [m.model_dump() for m in conversation.messages])
 

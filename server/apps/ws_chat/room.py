@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.fanout import DEFAULT_MAXLEN, DEFAULT_QUEUE_SIZE, Broker, BrokerUnavailable
+from server.json_body import BadBody, parse_json
 from server.seed_texts import REPLY
 from server.stream_stats import StreamStats
 
@@ -51,9 +52,9 @@ class Settings:
 def user_message(raw: str | bytes) -> tuple[str, int]:
     """(text, tokens) from a user's JSON message; ValueError with the reason if it is wrong."""
     try:
-        value = json.loads(raw)
-    except ValueError:
-        raise ValueError('a message is a JSON object, e.g. {"text": "hi"}') from None
+        value = parse_json(raw)
+    except BadBody as error:
+        raise ValueError(f'{error}; a message is a JSON object, e.g. {{"text": "hi"}}') from None
     text = value.get("text") if isinstance(value, dict) else None
     if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT:
         raise ValueError(f'a message needs "text": a string of 1 to {MAX_TEXT} characters')

@@ -12,19 +12,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from server.apps.ws_chat.room import STATS, Room, user_message
+from server.apps.ws_chat.room import MAX_TEXT, STATS, Room, user_message
 from server.event_ids import parse_stream_id
 from server.fanout import BrokerUnavailable, Dropped, Feed
+from server.json_body import BadBody, read_body
 from server.query_params import whole_number
 from server.send_deadline import SendDeadline
 from server.sse import comment
 from server.sse_response import sse_response
 
+MAX_BODY = 4 * MAX_TEXT + 1024  # the longest text, each character up to 4 bytes, and the rest
+
 
 async def post_message(request: Request) -> Response:
     room: Room = request.state.room
     try:
-        text, tokens = user_message(await request.body())
+        text, tokens = user_message(await read_body(request, MAX_BODY))
+    except BadBody as error:
+        return JSONResponse({"detail": str(error)}, error.status)
     except ValueError as error:
         return JSONResponse({"detail": str(error)}, 400)
     try:

@@ -90,5 +90,7 @@ async def _receive(websocket: WebSocket, room: Room) -> None:
                     raise ValueError("this chat takes text frames (JSON), not binary ones")
                 await room.post(*user_message(raw))
             except (ValueError, BrokerUnavailable) as error:
-                await websocket.close(POLICY, str(error)[:120])
+                # A close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5): cut by bytes.
+                reason = str(error).encode()[:123].decode(errors="ignore")
+                await websocket.close(POLICY, reason)
                 return

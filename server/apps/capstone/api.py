@@ -37,6 +37,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from server import json_body
 from server.apps.capstone import history
 from server.apps.capstone.delivery import reply_events
 from server.apps.capstone.generation import Generator
@@ -85,26 +86,17 @@ def session_user(request: Request) -> str:
     return user
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with a 413 as soon as it is known to be over `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    too_big = f"The request is too large: at most {limit} bytes."
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(413, too_big, "too_large")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, too_big, "too_large")
-    return body
-
-
-def parse_chat(body: bytes, settings: Settings) -> tuple[str, str | None]:
-    """(message, conversation id or None) from a chat POST's body."""
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON (`server.json_body`: bounded, strict), refused with what is wrong."""
     try:
-        value = json.loads(body)
-    except ValueError as error:
-        raise Refused(400, f"The body is not valid JSON ({error}).", "bad_request") from None
+        return await json_body.read_json(request, limit=limit)
+    except json_body.BadBody as error:
+        reason = "too_large" if error.status == 413 else "bad_request"
+        raise Refused(error.status, f"The request was refused: {error}.", reason) from None
+
+
+def parse_chat(value: Any, settings: Settings) -> tuple[str, str | None]:
+    """(message, conversation id or None) from a chat POST's parsed body."""
     if not isinstance(value, dict):
         example = '{"message": "hi"}'
         raise Refused(422, f"The body must be a JSON object such as {example}.", "bad_request")
@@ -129,7 +121,7 @@ async def chat(request: Request) -> Response:
     state = request.app.state
     settings: Settings = state.settings
     user = session_user(request)
-    message, conversation = parse_chat(await read_body(request, settings.max_body_bytes), settings)
+    message, conversation = parse_chat(await read_json(request, settings.max_body_bytes), settings)
     idem = request.headers.get("idempotency-key")
     if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
         raise Refused(422, "Idempotency-Key must be 1-64 letters, digits or ._:-", "bad_request")

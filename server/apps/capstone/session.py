@@ -51,7 +51,8 @@ def user_of(cookie: str | None, secret: str) -> str:
         )
     user, _, signature = cookie.partition(".")
     expected = sign(user, secret)
-    if not (USER_ID.fullmatch(user) and hmac.compare_digest(signature, expected)):
+    # Compared as bytes: a cookie may hold any byte, and compare_digest refuses non-ASCII str.
+    if not (USER_ID.fullmatch(user) and hmac.compare_digest(signature.encode(), expected.encode())):
         raise SessionRefused(
             "The session cookie's signature does not match: it was changed, or made by "
             "another server. Nothing was stored. Reload the page to get a new session.",

@@ -1,0 +1,60 @@
+"""The capstone against hostile input: a mangled session cookie and hostile bodies, never a 500.
+
+A session cookie whose signature holds a non-ASCII byte used to be a 500 on every endpoint,
+`GET /` included, so the page meant to hand out a fresh cookie could not (`hmac.compare_digest`
+raises `TypeError` on a non-ASCII `str`). Through nginx some came back 502.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+
+from server.apps.capstone.session import COOKIE
+from server.course.capstone import Capstone, start_capstone
+
+pytestmark = [pytest.mark.nginx, pytest.mark.redis]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Capstone]:
+    with start_capstone(workers=1) as running:
+        yield running
+
+
+@pytest.fixture
+def client(stack: Capstone) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=stack.url, timeout=30) as client:
+        yield client
+
+
+def test_a_cookie_with_a_non_ascii_signature_is_refused_and_replaced(
+    client: httpx2.Client,
+) -> None:
+    user = client.get("/api/session").json()["user"]
+    mangled = {"cookie": f"{COOKIE}={user}.".encode() + "é".encode("latin-1") * 64}
+    assert client.get("/api/session", headers=mangled).status_code == 403
+    chat = client.post("/api/chat", json={"message": "hi"}, headers=mangled)
+    assert chat.status_code == 403 and "signature" in chat.text
+    page = client.get("/", headers=mangled)
+    assert page.status_code == 200 and COOKIE in page.headers.get("set-cookie", "")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b'{"message": "\\ud800"}', 400, "lone surrogate"),
+        (b"[" * 3000 + b"]" * 3000, 400, "nested 3000 deep"),
+        ('{"message": "café"}'.encode("latin-1"), 400, "not valid UTF-8"),
+        (json.dumps({"message": "x" * 1_000_000}).encode(), 413, "too large"),
+    ],
+)
+def test_a_hostile_chat_body_is_a_4xx_that_says_why(
+    client: httpx2.Client, body: bytes, status: int, reason: str
+) -> None:
+    client.get("/api/session")
+    response = client.post("/api/chat", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status and reason in response.text, response.text[:300]

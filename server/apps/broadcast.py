@@ -66,6 +66,7 @@ from server.fanout import (
 from server.json_body import BadBody, parse_json, read_body
 from server.query_params import whole_number
 from server.send_deadline import SendDeadline
+from server.settings import number
 from server.sse import Event, comment, encode
 from server.sse_response import sse_response
 from server.stream_stats import StreamStats
@@ -93,11 +94,11 @@ class Settings:
             broker=env.get("BROKER", cls.broker),
             redis_url=env.get("REDIS_URL", cls.redis_url),
             worker=env.get("WORKER_NAME", str(os.getpid())),
-            queue_size=int(env.get("QUEUE_SIZE", cls.queue_size)),
-            maxlen=int(env.get("STREAM_MAXLEN", cls.maxlen)),
-            heartbeat=float(env.get("HEARTBEAT", cls.heartbeat)),
-            send_timeout=float(env.get("SEND_TIMEOUT", cls.send_timeout)),
-            retry_ms=int(env.get("RETRY_MS", cls.retry_ms)),
+            queue_size=number(env, "QUEUE_SIZE", cls.queue_size, low=1),
+            maxlen=number(env, "STREAM_MAXLEN", cls.maxlen, low=1),
+            heartbeat=number(env, "HEARTBEAT", cls.heartbeat, low=0.05, high=3600),
+            send_timeout=number(env, "SEND_TIMEOUT", cls.send_timeout, low=0.1, high=3600),
+            retry_ms=number(env, "RETRY_MS", cls.retry_ms, low=0, high=600_000),
         )
 
 

@@ -37,11 +37,12 @@ reads it.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+
+from server.settings import number
 
 
 @dataclass(frozen=True)
@@ -82,21 +83,10 @@ class Settings:
             "session_secret": secret or f"random:{secrets.token_hex(32)}",
             "worker": (env.get("WORKER_NAME") or "").strip() or str(os.getpid()),
         }
+        defaults = cls()
         for field in fields(cls):
-            if field.name in values:
-                continue
-            raw = (env.get(field.name.upper()) or "").strip()
-            if raw:
-                values[field.name] = _number(field.name.upper(), raw, field.type == "int")
+            if field.name not in values:
+                default = getattr(defaults, field.name)
+                low = 1 if isinstance(default, int) else 0.01  # every number here is > 0
+                values[field.name] = number(env, field.name.upper(), default, low=low)
         return cls(**values)  # type: ignore[arg-type]  # each value was parsed for its field
-
-
-def _number(name: str, raw: str, whole: bool) -> float:
-    try:
-        value = int(raw) if whole else float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        kind = "a whole number > 0" if whole else "a number > 0"
-        raise ValueError(f"{name} must be {kind}, got {raw!r}")
-    return value

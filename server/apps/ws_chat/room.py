@@ -17,6 +17,7 @@ from typing import Any
 from server.fanout import DEFAULT_MAXLEN, DEFAULT_QUEUE_SIZE, Broker, BrokerUnavailable
 from server.json_body import BadBody, parse_json
 from server.seed_texts import REPLY
+from server.settings import number
 from server.stream_stats import StreamStats
 
 MAX_TEXT = 65_536  # characters in one user message
@@ -41,11 +42,11 @@ class Settings:
             broker=env.get("BROKER", cls.broker),
             redis_url=env.get("REDIS_URL", cls.redis_url),
             worker=env.get("WORKER_NAME", str(os.getpid())),
-            token_delay=float(env.get("TOKEN_DELAY", cls.token_delay)),
-            heartbeat=float(env.get("HEARTBEAT", cls.heartbeat)),
-            send_timeout=float(env.get("SEND_TIMEOUT", cls.send_timeout)),
-            queue_size=int(env.get("QUEUE_SIZE", cls.queue_size)),
-            maxlen=int(env.get("STREAM_MAXLEN", cls.maxlen)),
+            token_delay=number(env, "TOKEN_DELAY", cls.token_delay, low=0, high=10),
+            heartbeat=number(env, "HEARTBEAT", cls.heartbeat, low=0.05, high=3600),
+            send_timeout=number(env, "SEND_TIMEOUT", cls.send_timeout, low=0.1, high=3600),
+            queue_size=number(env, "QUEUE_SIZE", cls.queue_size, low=1),
+            maxlen=number(env, "STREAM_MAXLEN", cls.maxlen, low=1),
         )
 
 

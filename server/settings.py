@@ -33,7 +33,8 @@ def number(
         value: N | None = kind(raw)
     except ValueError:
         value = None
-    if value is None or not (math.isfinite(value) and low <= value <= (math.inf if high is None else high)):
+    top = math.inf if high is None else high
+    if value is None or not (math.isfinite(value) and low <= value <= top):
         what = "a whole number" if kind is int else "a number"
         span = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
         raise ValueError(f"{name} must be {what} {span}, got {raw!r}")

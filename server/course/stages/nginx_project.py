@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from server.course.errors import LauncherError, PortInUseError
@@ -104,17 +105,22 @@ def nginx_verdict(error: str, rendered: Path, said: str = "nginx -t") -> str:
     return f"{said}: {error.strip().splitlines()[-1] if error.strip() else 'no reason given'}"
 
 
-def start_project_nginx(run: StageRun, upstream_ports: Sequence[int]) -> Server:
+def start_project_nginx(
+    run: StageRun, upstream_ports: Sequence[int], *, edit: Callable[[str], str] | None = None
+) -> Server:
     """The learner's `mychat/nginx.conf` in front of the app workers on `upstream_ports`.
 
     Renders it into a private folder (`server.workdir / "nginx.conf"`), runs `nginx -t` and
     reports a rejection as a `Missed` at the learner's line, then runs nginx on a free loopback
     port through the launcher; the run stops it. `server.url` is where to send requests.
+    `edit` changes the learner's text first, line for line (stage 6 shortens its timeouts).
     """
     source = run.project / CONFIG
     if not source.is_file():
         raise Missed(f"there is no mychat/{CONFIG}")
     text = source.read_text()
+    if edit is not None:
+        text = edit(text)
     missing = missing_names(text)
     if missing:
         raise Missed(f"mychat/{CONFIG} has no {' and no '.join(missing)} line")
@@ -140,3 +146,124 @@ def start_project_nginx(run: StageRun, upstream_ports: Sequence[int]) -> Server:
             raise Missed(nginx_verdict(str(error), rendered, "nginx did not start")) from None
 
     return run.started(on_a_free_port(None, attempt, LOOPBACK))
+
+
+# Reading the config back: which directive applies where, as nginx decides it (for stage 6's
+# proxy_read_timeout). Enough of nginx's grammar for a config file: words, quotes, comments,
+# `;`, blocks, and the checker's `{{names}}` as words.
+TOKEN = re.compile(
+    r"""\s+|\#[^\n]*|(?P<word>(?:\{\{\w+\}\}|\$\{\w+\}|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^\s;{}"'#])+)|(?P<punct>[;{}])"""
+)
+
+
+@dataclass
+class Directive:
+    """`name args...;` or `name args... { block }`, at `line` of the file."""
+
+    name: str
+    args: list[str]
+    line: int
+    block: list[Directive] | None = None
+
+    def children(self, name: str) -> list[Directive]:
+        return [child for child in self.block or [] if child.name == name]
+
+
+def parse_config(text: str) -> list[Directive]:
+    """The directives of an nginx config, nested; `ValueError` for what nginx -t would reject."""
+    stack: list[list[Directive]] = [[]]
+    words: list[tuple[str, int]] = []
+    position = 0
+    while position < len(text):
+        match = TOKEN.match(text, position)
+        if match is None:
+            raise ValueError(f"line {text.count(chr(10), 0, position) + 1}: unexpected character")
+        position = match.end()
+        line = text.count("\n", 0, match.start()) + 1
+        if match["word"]:
+            word = match["word"]
+            words.append((word[1:-1] if word[0] in "'\"" else word, line))
+        elif match["punct"] in (";", "{"):
+            if not words:
+                raise ValueError(f"line {line}: {match['punct']!r} without a directive")
+            directive = Directive(words[0][0], [w for w, _ in words[1:]], words[0][1])
+            stack[-1].append(directive)
+            words = []
+            if match["punct"] == "{":
+                directive.block = []
+                stack.append(directive.block)
+        elif match["punct"] == "}":
+            if words or len(stack) == 1:
+                raise ValueError(f"line {line}: unexpected '}}'")
+            stack.pop()
+    if words or len(stack) > 1:
+        raise ValueError("the file ends inside a directive or a block")
+    return stack[0]
+
+
+def location_for(server: Directive, path: str) -> Directive | None:
+    """The top-level `location` of `server` that nginx picks for `path` (nested ones aside)."""
+    exact, prefixes, regexes = None, [], []
+    for location in server.children("location"):
+        if len(location.args) == 2 and location.args[0] in ("~", "~*"):
+            regexes.append(location)
+        elif len(location.args) == 2 and location.args[0] == "=":
+            exact = location if location.args[1] == path else exact
+        elif location.args and path.startswith(location.args[-1]):
+            prefixes.append(location)
+    if exact is not None:
+        return exact
+    longest = max(prefixes, key=lambda p: len(p.args[-1]), default=None)
+    if longest is not None and longest.args[0] == "^~":
+        return longest
+    for location in regexes:
+        flags = re.IGNORECASE if location.args[0] == "~*" else 0
+        if re.search(location.args[1], path, flags):
+            return location
+    return longest
+
+
+def effective(config: list[Directive], name: str, path: str, listen: str) -> Directive | None:
+    """The `name` directive that applies to a request for `path` (None: nginx's default).
+
+    `config` is the rendered config; the server is the one that listens on `listen`. The
+    innermost of its location, the server and http wins, as nginx inherits directives down.
+    """
+    http = next((d for d in config if d.name == "http"), None)
+    if http is None:
+        return None
+    servers = http.children("server")
+    listening = [s for s in servers if any(listen in d.args for d in s.children("listen"))]
+    scopes = [http]
+    if listening or servers:
+        server = (listening or servers)[0]
+        scopes.append(server)
+        location = location_for(server, path)
+        if location is not None:
+            scopes.append(location)
+    for scope in reversed(scopes):
+        found = scope.children(name)
+        if found:
+            return found[-1]
+    return None
+
+
+TIME_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|M|y)?")
+TIME_UNITS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    "M": 2592000,
+    "y": 31536000,
+}
+
+
+def seconds(value: str) -> float:
+    """An nginx time (`300`, `5m`, `1m30s`, `500ms`) in seconds; `ValueError` if it is not one."""
+    parts = list(TIME_PART.finditer(value))
+    if not parts or "".join(p.group(0) for p in parts) != value:
+        raise ValueError(f"{value!r} is not an nginx time")
+    return sum(int(p[1]) * TIME_UNITS[p[2] or "s"] for p in parts)

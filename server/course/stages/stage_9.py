@@ -1,0 +1,351 @@
+"""Stage 9 (lesson 11): the whole chat: replies generated into Redis, streamed by any worker.
+
+How it is checked: a throwaway redis-server, the course's fake model (`server.apps.fake_openai`,
+2 s before its first token, then 20 a second; deterministic, so each prompt's reply is known:
+`reply_for(prompt, 0, 40)`) and two workers of the learner's app (A and B) with `REDIS_URL`,
+`OPENAI_BASE_URL` and `OPENAI_API_KEY` set. First on the workers directly: a message posted to A,
+its reply read from B (exact text, stream ids, heartbeats during the model's first 2 s, `done`),
+resumed from A with `Last-Event-ID`, and bad input refused. Then through the learner's nginx
+(`mychat/nginx.conf`, `nginx_project`) in front of both: one user's flood, and a load run of
+USERS users at once during which A is SIGKILLed once every user has a few deltas.
+
+What the kill proves: the users whose stream A served reconnect through nginx (to B) with
+`Last-Event-ID`; the replies A was generating are finished by B (the fake model is asked again:
+its request count shows it); and every user's reply is checked for exactness, each delta once.
+It does not prove anything about a worker that stalls without dying, or about a model that does
+not repeat itself (the fake model does): lesson 11's stage text says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import httpx2
+
+from server.apps.fake_openai.model import reply_for
+from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.course.launcher import Server, start_app, start_redis
+from server.course.stages.nginx_project import start_project_nginx
+from server.course.stages.run import Missed, StageRun
+from server.course.stages.waits import wait_until, wait_until_async
+from server.sse import Decoder, Event
+
+TITLE = "replies generated into Redis, streamed by any worker, kept when a worker dies"
+LESSON = "11_capstone"
+DEADLINE = 60.0
+NEEDS = ("nginx", "redis")
+TOKENS = 40
+MODEL = {"FAKE_OPENAI_TTFT": "2", "FAKE_OPENAI_TPS": "20", "FAKE_OPENAI_TOKENS": str(TOKENS)}
+PROMPT = "How does a reply survive its worker?"
+USERS = 30
+KILL_AFTER = 3  # deltas every user has when worker A is killed
+FLOOD, MOST = 12, 5  # messages one user sends in a row; how many may be accepted
+STREAM_ID = re.compile(r"\d+-\d+")
+TERMINAL = ("done", "error")
+JSON = {"Content-Type": "application/json"}
+
+
+def expected(prompt: str) -> str:
+    """The fake model's reply to `prompt` (a request without a seed is seed 0)."""
+    return reply_for(prompt, 0, TOKENS)
+
+
+async def post(client: httpx2.AsyncClient, user: str, message: str) -> httpx2.Response:
+    return await client.post("/replies", json={"message": message}, headers={"X-User": user})
+
+
+def reply_id(response: httpx2.Response) -> str:
+    """The reply's id from a 202, or `Missed` saying what came instead."""
+    try:
+        value = response.json()["id"]
+    except (ValueError, KeyError, TypeError):
+        value = None
+    if response.status_code != 202 or not isinstance(value, str):
+        raise Missed(f"{response.status_code} {response.text[:120]!r}")
+    return value
+
+
+async def read_raw(client: httpx2.AsyncClient, url: str) -> tuple[bytes, list[Event]]:
+    """A whole reply stream: its bytes (comments included) and its events."""
+    async with client.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
+        if response.status_code != 200 or "text/event-stream" not in response.headers.get(
+            "content-type", ""
+        ):
+            raise NotAnEventStream(response, await response.aread())
+        raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+    return raw, Decoder().feed(raw)
+
+
+def problems(events: list[Event], prompt: str) -> str:
+    """What is wrong with one reply's events ("" if nothing): ids, text, the last event."""
+    ids = [event.id or "" for event in events]
+    odd = [i for i in ids if not STREAM_ID.fullmatch(i)]
+    if odd:
+        return f"an event id that is not a Redis stream id: {odd[0]!r}"
+    numbers = [tuple(map(int, i.split("-"))) for i in ids]
+    if any(b <= a for a, b in itertools.pairwise(numbers)):
+        return "an event came twice, or out of order (its id is not after the one before)"
+    kinds = [event.event for event in events]
+    if not kinds or kinds[-1] not in TERMINAL or any(k in TERMINAL for k in kinds[:-1]):
+        return f"the events were {_sketch(kinds)}: deltas, then one `done` at the end"
+    if kinds[-1] != "done":
+        return f"it ended with `error`: {events[-1].data[:120]!r}"
+    text = "".join(event.data for event in events[:-1])
+    if text != expected(prompt):
+        want = expected(prompt)
+        at = next((n for n, (a, b) in enumerate(zip(text, want, strict=False)) if a != b), None)
+        at = min(len(text), len(want)) if at is None else at
+        near = slice(max(0, at - 20), at + 20)
+        return (
+            f"the text differs from the model's at character {at}: got {text[near]!r}, "
+            f"the model said {want[near]!r}"
+        )
+    return ""
+
+
+def _sketch(kinds: list[str | None]) -> str:
+    shown = [kind or "message" for kind in kinds]
+    return " ".join(shown) if len(shown) <= 8 else " ".join([*shown[:3], "...", *shown[-3:]])
+
+
+@dataclass
+class User:
+    """One simulated user of the load run: what they sent, and every event they received."""
+
+    name: str
+    prompt: str
+    reply: str = ""
+    events: list[Event] = field(default_factory=list)
+    connections: int = 0
+    deltas: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.events) and self.events[-1].event in TERMINAL
+
+
+async def chat(client: httpx2.AsyncClient, user: User) -> None:
+    """Post, then read the reply to its end the way a page does: reconnect with the last id."""
+    user.reply = reply_id(await post(client, user.name, user.prompt))
+    while not user.finished:
+        last = user.events[-1].id if user.events else None
+        headers = {"Last-Event-ID": last} if last else {}
+        user.connections += 1
+        try:
+            async with connect_sse(
+                client, "GET", f"/replies/{user.reply}/events", headers=headers
+            ) as events:
+                async for event in events:
+                    user.events.append(event)
+                    user.deltas += event.event == "message"
+                    if event.event in TERMINAL:
+                        return
+        except NotAnEventStream as error:
+            if error.response.status_code < 500:
+                raise Missed(f"{user.name}, resuming after {last}: {error}") from None
+        except httpx2.TransportError:
+            pass  # the worker died under the stream: reconnect, as EventSource would
+        await asyncio.sleep(0.2)  # EventSource's retry delay, shortened
+
+
+async def model_requests(client: httpx2.AsyncClient, fake: Server, at_least: int = 0) -> int:
+    """How many requests the fake model has had, once it has had `at_least` (within 10 s)."""
+    counted = [0]
+
+    async def enough() -> bool:
+        counted[0] = (await client.get(f"{fake.url}/stats")).json()["requests"]
+        return counted[0] >= at_least
+
+    await wait_until_async(enough, within=10)
+    return counted[0]
+
+
+async def start_servers(run: StageRun) -> tuple[Server, Server, Server]:
+    """Redis, the fake model, and the learner's app twice (A, B), started side by side."""
+    redis, fake = await asyncio.gather(
+        asyncio.to_thread(start_redis),
+        asyncio.to_thread(start_app, "server.apps.fake_openai:app", env=MODEL, name="fake_openai"),
+    )
+    run.started(redis)
+    run.started(fake)
+    env = {
+        "REDIS_URL": redis.url,
+        "OPENAI_BASE_URL": f"{fake.url}/v1",
+        "OPENAI_API_KEY": "sk-course",
+    }
+    a, b = await asyncio.gather(
+        *(asyncio.to_thread(run.app, env={**env, "WORKER_NAME": name}) for name in "AB")
+    )
+    return fake, a, b
+
+
+async def check(run: StageRun) -> None:
+    fake, a, b = await start_servers(run)
+    timeout = httpx2.Timeout(10, connect=5)
+    limits = httpx2.Limits(max_connections=USERS * 2)
+    async with (
+        httpx2.AsyncClient(base_url=a.url, timeout=timeout) as on_a,
+        httpx2.AsyncClient(base_url=b.url, timeout=timeout) as on_b,
+    ):
+        with run.step(
+            'POST /replies {"message": ...} with an X-User header answers 202 {"id": ...}',
+            hint="in mychat/replies.py, `post_reply` stores the prompt and the lease in Redis, "
+            'starts `generate(reply, body.message)` with `spawn(...)`, and returns {"id": reply}',
+        ):
+            reply = reply_id(await post(on_a, "checker", PROMPT))
+
+        with run.step(
+            "GET /replies/{id}/events on the other worker streams the model's exact reply: "
+            "a delta per event, each id a Redis stream id, then `done`",
+            hint="`generate` XADDs each delta to `reply:<id>` with `append`, then a `done` entry; "
+            "`follow` XREADs after a cursor and yields encode(Event(data, event, entry_id)), "
+            "returning after `done` or `error`",
+        ):
+            try:
+                raw, events = await read_raw(on_b, f"/replies/{reply}/events")
+            except NotAnEventStream as error:
+                raise Missed(str(error)) from None
+            wrong = problems(events, PROMPT)
+            if wrong:
+                raise Missed(wrong)
+
+        with run.step(
+            "while the model is silent (2 s before its first token), `: ping` comments arrive",
+            hint="in `follow`, `xread(..., block=1000)` returns nothing after a quiet second: "
+            'yield comment("ping") then',
+        ):
+            before = raw.split(b"\nid:", 1)[0].split(b"\ndata:", 1)[0]
+            if not any(line.startswith(b":") for line in before.split(b"\n")):
+                raise Missed(f"the stream began {raw[:60]!r}")
+
+        with run.step(
+            "a reconnection with Last-Event-ID gets the events after it, from either worker; "
+            "a malformed id is a 400, an unknown reply a 404",
+            hint="`reply_events` checks Last-Event-ID against STREAM_ID (HTTPException(400)), "
+            "404s when `reply:<id>:prompt` is missing, and starts `follow` at that id",
+        ):
+            middle = len(events) // 2
+            async with connect_sse(
+                on_a,
+                "GET",
+                f"/replies/{reply}/events",
+                headers={"Last-Event-ID": events[middle].id},
+            ) as stream:
+                again = [event async for event in stream]
+            if [e.id for e in again] != [e.id for e in events[middle + 1 :]]:
+                raise Missed(
+                    f"after id {events[middle].id}: {len(again)} events, from "
+                    f"{again[0].id if again else None}, not the {len(events) - middle - 1} after it"
+                )
+            malformed = await on_b.get(
+                f"/replies/{reply}/events", headers={"Last-Event-ID": "1-0abc"}
+            )
+            unknown = await on_b.get("/replies/0123456789abcdef0123456789abcdef/events")
+            if (malformed.status_code, unknown.status_code) != (400, 404):
+                raise Missed(
+                    f"Last-Event-ID '1-0abc': {malformed.status_code}; "
+                    f"an unknown reply: {unknown.status_code}"
+                )
+
+        with run.step(
+            "bad messages are refused with a 4xx, never a 500",
+            hint="validate the body with the `Message` model (a non-empty `message`, at most "
+            "2000 characters) and the user with the `User` header: FastAPI answers 422",
+        ):
+            named, nobody = {"X-User": "u", **JSON}, JSON
+            bad = [
+                ("no X-User header", b'{"message": "hi"}', nobody),
+                ("an empty message", b'{"message": ""}', named),
+                ("a number", b'{"message": 12}', named),
+                ("not JSON", b"hi there", named),
+                ("10,000 characters", b'{"message": "%s"}' % (b"x" * 10_000), named),
+            ]
+            got = {
+                what: (await on_a.post("/replies", content=body, headers=headers)).status_code
+                for what, body, headers in bad
+            }
+            not_4xx = {what: status for what, status in got.items() if not 400 <= status < 500}
+            if not_4xx:
+                raise Missed(", ".join(f"{what}: {status}" for what, status in not_4xx.items()))
+
+        with run.step(
+            "your nginx (mychat/nginx.conf) streams replies from both workers",
+            hint="stage 6's nginx.conf, with a `server {{worker}};` line in the upstream "
+            "(`make catch-up STAGE=9` fills it in if you skipped lesson 08)",
+        ):
+            nginx = await asyncio.to_thread(start_project_nginx, run, [a.port, b.port])
+            async with httpx2.AsyncClient(base_url=nginx.url, timeout=timeout) as front:
+                _, through = await read_raw(front, f"/replies/{reply}/events")
+            if [e.id for e in through] != [e.id for e in events]:
+                raise Missed(f"{len(through)} events through nginx, {len(events)} directly")
+
+        async with httpx2.AsyncClient(base_url=nginx.url, timeout=timeout, limits=limits) as front:
+            with run.step(
+                f"a flood from one user is refused: of {FLOOD} messages in a row, at most {MOST} "
+                "accepted (counted in Redis, across both workers), the rest 429 with Retry-After, "
+                "and other users are still served",
+                hint="count each user's messages in Redis (SET rate:<user> 0 EX WINDOW NX, then "
+                "INCR), not in a worker's memory; over RATE, raise HTTPException(429, ..., "
+                'headers={"Retry-After": seconds left})',
+            ):
+                sent = [await post(front, "flooder", f"flood {n}") for n in range(FLOOD)]
+                statuses = [response.status_code for response in sent]
+                refused = [r for r in sent if r.status_code == 429]
+                waits = [r.headers.get("retry-after", "") for r in refused]
+                other = await post(front, "someone-else", "hello")
+                accepted = statuses.count(202)
+                if not (1 <= accepted <= MOST and accepted + len(refused) == FLOOD):
+                    raise Missed(f"the statuses were {statuses}")
+                if not all(w.isdigit() and int(w) >= 1 for w in waits):
+                    raise Missed(f"Retry-After headers: {waits}")
+                if other.status_code != 202:
+                    raise Missed(f"another user's message after the flood: {other.status_code}")
+
+            with run.step(
+                f"{USERS} users at once through nginx, worker A SIGKILLed mid-reply: every "
+                "reply ends with `done`, each delta once, exactly the model's text",
+                hint="a reply whose worker died must be finished by another: in `follow`, after "
+                "a quiet second, take the lease (SET ... NX PX LEASE_MS) and spawn "
+                "generate(reply, prompt, skip=XLEN); `generate` appends through `append`, "
+                "which renews the lease",
+            ):
+                asked = await model_requests(
+                    front, fake, at_least=2 + accepted
+                )  # the first reply, the flood's, the other user's
+                users = [User(f"user-{n}", f"{PROMPT} (user {n})") for n in range(USERS)]
+                chats = asyncio.gather(*(chat(front, user) for user in users))
+                try:
+                    ready = await wait_until(
+                        lambda: all(u.deltas >= KILL_AFTER for u in users) or chats.done(),
+                        within=20,
+                    )
+                    if chats.done():
+                        chats.result()  # a user's Missed, raised before the kill
+                    if not ready:
+                        slow = sum(u.deltas < KILL_AFTER for u in users)
+                        raise Missed(
+                            f"{slow} of {USERS} users had under {KILL_AFTER} deltas after 20 s"
+                        )
+                    await asyncio.to_thread(a.kill)
+                    await asyncio.wait_for(asyncio.shield(chats), timeout=25)
+                except TimeoutError:
+                    stuck = [u for u in users if not u.finished]
+                    raise Missed(
+                        f"{len(stuck)} of {USERS} replies had not ended 25 s after the kill; "
+                        f"{stuck[0].name} got {stuck[0].deltas} deltas and no `done`"
+                    ) from None
+                finally:
+                    chats.cancel()
+                for user in users:
+                    wrong = problems(user.events, user.prompt)
+                    if wrong:
+                        raise Missed(f"{user.name} ({user.connections} connections): {wrong}")
+                asked = await model_requests(front, fake) - asked
+                if asked <= USERS:
+                    raise Missed(
+                        f"the model was asked {asked} times for {USERS} replies: no reply was "
+                        "being generated on A when it died, so nothing was taken over"
+                    )

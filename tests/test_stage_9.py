@@ -1,0 +1,73 @@
+"""Stage 9's check catches the mistakes a learner plausibly makes, each at its own behaviour.
+
+Each test copies the reference project, breaks one thing in its replies.py and runs the stage's
+check on it: the check must fail, and at the behaviour that the mistake breaks.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from server.course import project
+from server.course.stages import check_stage
+
+pytestmark = [pytest.mark.nginx, pytest.mark.redis]
+
+ADOPTION = """            if await redis.set(f"{key}:lease", WORKER, px=LEASE_MS, nx=True):
+                spawn(generate(reply, prompt, skip=await redis.xlen(key)))
+"""
+COUNT_IN_REDIS = (
+    "    counting = redis.pipeline().set(flood, 0, ex=WINDOW, nx=True).incr(flood).ttl(flood)\n"
+    "    _, sent, wait = await counting.execute()  # one transaction: the window always expires\n"
+)
+COUNT_IN_MEMORY = """    sent = seen[flood] = seen.get(flood, 0) + 1
+    wait = WINDOW
+"""
+TASKS = "tasks: set[asyncio.Task[None]] = set()"
+
+# (what the learner got wrong, [(the reference's text, theirs)], the behaviour that must miss)
+MISTAKES = [
+    (
+        "no heartbeat while the model is silent",
+        [('            yield comment("ping")\n', "")],
+        "while the model is silent",
+    ),
+    (
+        "counts a user's messages in the worker's memory",
+        [(COUNT_IN_REDIS, COUNT_IN_MEMORY), (TASKS, TASKS + "\nseen: dict[str, int] = {}")],
+        "a flood from one user is refused",
+    ),
+    (
+        "never takes over a reply whose worker died",
+        [(ADOPTION, "")],
+        "worker A SIGKILLed mid-reply",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "missed"),
+    [pytest.param(*rest, id=name) for name, *rest in MISTAKES],
+)
+def test_a_mistake_fails_at_its_behaviour(
+    changes: list[tuple[str, str]],
+    missed: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "mychat"
+    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    replies = folder / "replies.py"
+    text = replies.read_text()
+    for right, wrong in changes:
+        assert text.count(right) == 1, f"the reference no longer has {right!r}"
+        text = text.replace(right, wrong)
+    replies.write_text(text)
+    assert not check_stage(9, folder)
+    out = capsys.readouterr().out
+    failed = next(line for line in out.splitlines() if line.startswith("❌"))
+    assert missed in failed, out
+    assert "the checker itself failed" not in out, out

@@ -97,17 +97,20 @@ def count_tokens(messages: str | list[Any]) -> int:
 # --- timing and faults ---------------------------------------------------------------------
 
 
-def _number(kind: Callable[[str], float], low: float, high: float = math.inf) -> Any:
-    """A parser for one knob: `kind` of the text, finite, within [low, high]."""
+def _number(kind: Callable[[str], float], low: float, high: float, *, zero: bool = False) -> Any:
+    """A parser for one knob: `kind` of the text, within [low, high] (or exactly 0 if `zero`).
+
+    Every knob has an upper bound: an endless wait (`inf`), a pace that never ends (`1e-300`
+    tokens a second) or millions of tokens built before the first byte would hold the server."""
 
     def parse(raw: str) -> float:
         try:
             value = kind(raw.strip())
         except ValueError:
             value = math.nan
-        if not low <= value <= high:  # also refuses NaN and infinities
+        if not (low <= value <= high or (zero and value == 0)):  # also refuses NaN and inf
             what = "an integer" if kind is int else "a number"
-            limit = f"from {low:g} to {high:g}" if high < math.inf else f">= {low:g}"
+            limit = f"from {low:g} to {high:g}" + (", or 0" if zero else "")
             raise ValueError(f"expected {what} {limit}, got {raw!r}")
         return value
 
@@ -153,13 +156,15 @@ class Knobs:
         return start + self.ttft + (index / self.tps if self.tps > 0 else 0.0)
 
 
+MAX_TOKENS = 100_000  # about 400 KB of reply, built in a few milliseconds
+
 _PARSERS = {
-    "ttft": _number(float, 0),
-    "tps": _number(float, 0),
-    "tokens": _number(int, 1),
+    "ttft": _number(float, 0, 600),
+    "tps": _number(float, 0.1, 100_000, zero=True),  # 0: no pacing
+    "tokens": _number(int, 1, MAX_TOKENS),
     "status": _number(int, 400, 599),
-    "retry_after": _number(float, 0),
-    "fail_after": _number(int, 0),
+    "retry_after": _number(float, 0, 3600),
+    "fail_after": _number(int, 0, MAX_TOKENS),
 }
 
 

@@ -22,16 +22,19 @@ Timing and faults are set per request with extra headers (``extra_headers=`` on 
 (``start_app(..., env={"FAKE_OPENAI_TTFT": "0"})``, read when the server starts); a header
 wins over the environment, and a malformed header is a 400 that names it:
 
-==========================  ===========================  ============================================
+==========================  ===========================  =======================================
 header                      environment                  effect
-==========================  ===========================  ============================================
-``x-fake-ttft``             ``FAKE_OPENAI_TTFT``         seconds before the first token (0.3; 0-600)
-``x-fake-tps``              ``FAKE_OPENAI_TPS``          tokens/s (25; 0.1-100,000, 0 = no pacing)
-``x-fake-tokens``           ``FAKE_OPENAI_TOKENS``       generated reply, at least N tokens (40; 1-100,000)
+==========================  ===========================  =======================================
+``x-fake-ttft``             ``FAKE_OPENAI_TTFT``         seconds before the first token (0.3)
+``x-fake-tps``              ``FAKE_OPENAI_TPS``          tokens per second, 0 = no pacing (25)
+``x-fake-tokens``           ``FAKE_OPENAI_TOKENS``       generated reply, at least N tokens (40)
 ``x-fake-status``           ``FAKE_OPENAI_STATUS``       answer 429, 500 or 503 (400-599) instead
-``x-fake-retry-after``      ``FAKE_OPENAI_RETRY_AFTER``  seconds in a 429's ``Retry-After`` (1; 0-3600)
+``x-fake-retry-after``      ``FAKE_OPENAI_RETRY_AFTER``  seconds in a 429's ``Retry-After`` (1)
 ``x-fake-fail-after``       ``FAKE_OPENAI_FAIL_AFTER``   break the stream after N tokens
-==========================  ===========================  ============================================
+==========================  ===========================  =======================================
+
+Each has a bound, so no request can hold the server: ttft up to 600 s, tps from 0.1 to 100,000
+(or 0), tokens and fail-after up to 100,000, retry-after up to 3600 s.
 
 Run it alone with ``uvicorn server.apps.fake_openai:app`` and point any client at ``…/v1``.
 """

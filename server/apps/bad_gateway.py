@@ -14,6 +14,7 @@ lesson can show what a browser does with each.
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
 from starlette.applications import Starlette
@@ -22,15 +23,29 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 NO_BODY = {HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED}
+# type/subtype, then parameters in printable ASCII: no CR, LF or NUL to split a header with.
+MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(;[ -~]*)?")
 
 
 async def answer(request: Request) -> Response:
-    """`?status=` (default 502) with `?type=` (default text/html) and a one-line body."""
+    """`?status=` (default 502) with `?type=` (default text/html) and a one-line body.
+
+    Both are refused with a 400 unless a client can read the answer: a 1xx status cannot end a
+    response, and a type holding a line break would write a header of the caller's choosing."""
     try:
         status = HTTPStatus(int(request.query_params.get("status", "502")))
+        if not 200 <= status.value <= 599:
+            raise ValueError(status)
     except ValueError:
-        return PlainTextResponse("status must be an HTTP status code, e.g. 502", status_code=400)
+        return PlainTextResponse(
+            "status must be an HTTP status code from 200 to 599, e.g. 502", status_code=400
+        )
     media_type = request.query_params.get("type", "text/html")
+    if not MEDIA_TYPE.fullmatch(media_type):
+        return PlainTextResponse(
+            "type must be a media type such as text/html or text/plain; charset=utf-8",
+            status_code=400,
+        )
     body = b"" if status in NO_BODY else f"<h1>{status.value} {status.phrase}</h1>\n".encode()
     return Response(body, status_code=status.value, media_type=media_type)
 

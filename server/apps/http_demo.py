@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Query, WebSocket
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from server.sse import Event, encode
@@ -49,11 +49,18 @@ def event(text: Annotated[str, Query(max_length=1000)] = "hi") -> StreamingRespo
     return sse_response([encode(Event(data=text))])
 
 
+UNSUPPORTED_DATA = 1003  # RFC 6455 §7.4.1: a type of data the endpoint cannot accept
+
+
 @app.websocket("/echo")
 async def echo(websocket: WebSocket) -> None:
+    """Each text frame back as it came; a binary frame closes the socket with 1003."""
     await websocket.accept()
-    try:
-        while True:
-            await websocket.send_text(await websocket.receive_text())
-    except WebSocketDisconnect:
-        pass
+    while True:
+        frame = await websocket.receive()
+        if frame["type"] == "websocket.disconnect":
+            return
+        if frame.get("text") is None:
+            await websocket.close(UNSUPPORTED_DATA, "this echo takes text frames only")
+            return
+        await websocket.send_text(frame["text"])

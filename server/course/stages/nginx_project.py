@@ -263,6 +263,7 @@ TIME_UNITS = {
 
 def seconds(value: str) -> float:
     """An nginx time (`300`, `5m`, `1m30s`, `500ms`) in seconds; `ValueError` if it is not one."""
+    value = value.replace(" ", "")  # nginx reads "1h 30m" too
     parts = list(TIME_PART.finditer(value))
     if not parts or "".join(p.group(0) for p in parts) != value:
         raise ValueError(f"{value!r} is not an nginx time")

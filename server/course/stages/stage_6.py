@@ -79,7 +79,7 @@ def read_timeout_for_chat(text: str) -> tuple[float, bool]:
         found = effective(config, "proxy_read_timeout", "/chat", listen)
         at_http = any(d.children("proxy_read_timeout") for d in config if d.name == "http")
         return (seconds(found.args[0]) if found else NGINX_DEFAULT), at_http
-    except (ValueError, IndexError) as error:
+    except (ValueError, IndexError, re.error) as error:  # what nginx -t accepted, we could not
         raise Missed(f"the checker could not read mychat/{CONFIG}: {error}") from None
 
 
@@ -89,13 +89,20 @@ def compressed(text: str, factor: float, at_http: bool) -> str:
     def shorter(value: float) -> str:
         return f"{max(1, round(value * 1000 / factor))}ms"
 
+    def scaled(match: re.Match[str]) -> str:
+        try:
+            return match[1] + shorter(seconds(match[2].strip("'\""))) + match[3]
+        except ValueError:  # not a time we can read: left as it is
+            return match[0]
+
     lines = text.split("\n")
     for index, line in enumerate(lines):
         code, mark, comment = line.partition("#")
-        code = READ_TIMEOUT.sub(lambda m: m[1] + shorter(seconds(m[2])) + m[3], code)
+        code = READ_TIMEOUT.sub(scaled, code)
         if not at_http:  # the default applies where the config sets none: shorten it too
             code = code.replace(
-                "{{course_http}}", f"{{{{course_http}}}} proxy_read_timeout {shorter(60)};"
+                "{{course_http}}",
+                f"{{{{course_http}}}} proxy_read_timeout {shorter(NGINX_DEFAULT)};",
             )
         lines[index] = code + mark + comment
     return "\n".join(lines)

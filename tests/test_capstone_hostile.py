@@ -7,6 +7,7 @@ raises `TypeError` on a non-ASCII `str`). Through nginx some came back 502.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -19,9 +20,14 @@ from server.course.capstone import Capstone, start_capstone
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]
 
 
+MAX_STREAMS = 3
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Capstone]:
-    with start_capstone(workers=1) as running:
+    slow = {"FAKE_OPENAI_TPS": "4", "FAKE_OPENAI_TOKENS": "40"}  # a reply streams for ~10 s
+    env = {"MAX_STREAMS": str(MAX_STREAMS), "MAX_ACTIVE": "10"}
+    with start_capstone(workers=1, env=env, fake_env=slow) as running:
         yield running
 
 
@@ -58,3 +64,35 @@ def test_a_hostile_chat_body_is_a_4xx_that_says_why(
     client.get("/api/session")
     response = client.post("/api/chat", content=body, headers={"content-type": "application/json"})
     assert response.status_code == status and reason in response.text, response.text[:300]
+
+
+def test_the_open_stream_limit_holds_under_simultaneous_requests(
+    stack: Capstone, client: httpx2.Client
+) -> None:
+    """The count used to be taken in the endpoint but raised when the body started (later, in
+    another task): 40 simultaneous GETs opened far more streams than the limit allowed.
+    Straight to the worker: nginx in front passes requests on a few at a time."""
+    client.get("/api/session")
+    events = client.post("/api/chat", json={"message": "hi"}).json()["events"]
+
+    async def open_many(count: int) -> list[int]:
+        async with httpx2.AsyncClient(
+            base_url=stack.workers["A"].url, cookies=client.cookies, timeout=30
+        ) as many:
+            statuses: list[int] = []
+            opened = asyncio.Event()
+
+            async def one() -> None:
+                async with many.stream("GET", events) as response:
+                    statuses.append(response.status_code)
+                    if len(statuses) == count:
+                        opened.set()
+                    await opened.wait()  # hold every stream until all have an answer
+
+            await asyncio.gather(*(one() for _ in range(count)))
+            return statuses
+
+    statuses = asyncio.run(open_many(40))
+    assert statuses.count(200) == MAX_STREAMS and statuses.count(429) == 40 - MAX_STREAMS, sorted(
+        statuses
+    )

@@ -69,6 +69,7 @@ from server.send_deadline import SendDeadline
 from server.settings import number
 from server.sse import Event, comment, encode
 from server.sse_response import sse_response
+from server.stream_slots import released_after
 from server.stream_stats import StreamStats
 
 MAX_MESSAGE = 65_536  # bytes of JSON a publish may carry (a long pasted text, say)
@@ -141,9 +142,9 @@ async def events(request: Request) -> Response | ASGIApp:
         STATS.add("events", "stalled")
 
     body = _stream(feed, broker, settings, limit)
-    return SendDeadline(
-        sse_response(body, headers=_worker_header(request)), settings.send_timeout, stalled
-    )
+    response = sse_response(body, headers=_worker_header(request))
+    # Left however the response ends, even if its body never starts (the client left first).
+    return released_after(SendDeadline(response, settings.send_timeout, stalled), feed.close)
 
 
 async def _stream(
@@ -151,24 +152,21 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     sent = 0
     with STATS.track("events"):
-        try:
-            while limit is None or sent < limit:
-                try:
-                    message = await feed.next(settings.heartbeat)
-                except Dropped:
-                    STATS.add("events", "dropped")
-                    return
-                if message is None:
-                    yield comment("ping" if broker.healthy else "waiting for redis")
-                    continue
-                if sent == 0:  # the first event also tells the client how soon to reconnect
-                    first = Event(message.data, message.event, message.id, settings.retry_ms)
-                    yield encode(first)
-                else:
-                    yield message.sse
-                sent += 1
-        finally:
-            feed.close()
+        while limit is None or sent < limit:
+            try:
+                message = await feed.next(settings.heartbeat)
+            except Dropped:
+                STATS.add("events", "dropped")
+                return
+            if message is None:
+                yield comment("ping" if broker.healthy else "waiting for redis")
+                continue
+            if sent == 0:  # the first event also tells the client how soon to reconnect
+                first = Event(message.data, message.event, message.id, settings.retry_ms)
+                yield encode(first)
+            else:
+                yield message.sse
+            sent += 1
 
 
 # --- publishing ----------------------------------------------------------------------------

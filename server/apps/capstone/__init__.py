@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,6 +51,7 @@ from server.apps.capstone.settings import Settings
 from server.fanout.broker import REDIS_DOWN, connect
 from server.llm.config import CONNECT_TIMEOUT, read_env, upstream_from_env
 from server.llm.config import Settings as UpstreamSettings
+from server.stream_slots import Slots
 
 __all__ = ["Settings", "app", "create_app"]
 
@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = connect(chosen.redis_url, max_connections=chosen.redis_connections)
         state = app.state
         state.settings, state.metrics, state.draining = chosen, Metrics(), False
-        state.streams = Counter[str]()  # open reply streams per user, on this worker
+        state.streams = Slots(chosen.max_streams)  # open reply streams per user, this worker
         state.replies = Replies(redis, chosen.history_cap, chosen.reply_ttl)
         state.generator = Generator(state.replies, client, upstream, chosen, state.metrics)
         sweeper = asyncio.create_task(state.generator.sweep_forever())

@@ -30,12 +30,12 @@ import json
 import random
 import re
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp
 
 from server import json_body
 from server.apps.capstone import history
@@ -49,6 +49,7 @@ from server.event_ids import parse_stream_id
 from server.fanout.broker import REDIS_DOWN
 from server.send_deadline import SendDeadline
 from server.sse_response import sse_response
+from server.stream_slots import Slots, released_after
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 REPLY_ID = re.compile(r"[0-9a-f]{32}")
@@ -176,7 +177,7 @@ async def _own_reply(request: Request, user: str) -> Keys:
     return keys
 
 
-async def events(request: Request) -> Response | SendDeadline:
+async def events(request: Request) -> Response | ASGIApp:
     """The reply as an event stream, from the client's Last-Event-ID on."""
     settings: Settings = request.app.state.settings
     keys = await _own_reply(request, session_user(request))
@@ -184,10 +185,10 @@ async def events(request: Request) -> Response | SendDeadline:
         after = parse_stream_id(request.headers.get("last-event-id"))
     except ValueError as error:
         raise Refused(400, str(error), "bad_request") from None
-    streams: Counter[str] = request.app.state.streams
-    if streams[keys.user] >= settings.max_streams:
+    streams: Slots = request.app.state.streams
+    if not streams.take(keys.user):  # taken here, given back when the response call ends
         detail = (
-            f"You have {streams[keys.user]} reply streams open on this server (at most "
+            f"You have {streams.held[keys.user]} reply streams open on this server (at most "
             f"{settings.max_streams}). Close a tab, or wait for a reply to end."
         )
         raise Refused(429, detail, "streams", {"Retry-After": "1"})
@@ -195,22 +196,8 @@ async def events(request: Request) -> Response | SendDeadline:
         request.app.state.replies.redis, keys.reply, after, heartbeat=settings.heartbeat,
         retry_ms=settings.retry_ms, metrics=request.app.state.metrics,
     )  # fmt: skip
-    counted = _counted(body, streams, keys.user)
-    return SendDeadline(sse_response(counted), settings.send_timeout, lambda: None)
-
-
-async def _counted(
-    body: AsyncIterator[bytes], streams: Counter[str], user: str
-) -> AsyncIterator[bytes]:
-    """`body`, counted as one of `user`'s open streams on this worker while it runs."""
-    streams[user] += 1
-    try:
-        async for chunk in body:
-            yield chunk
-    finally:
-        streams[user] -= 1
-        if streams[user] <= 0:
-            del streams[user]
+    response = SendDeadline(sse_response(body), settings.send_timeout, lambda: None)
+    return released_after(response, lambda: streams.give_back(keys.user))
 
 
 async def stop(request: Request) -> Response:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,12 @@ STATIC = Path(__file__).parent.parent / "static"
 
 
 async def stats(request: Request) -> Response:
-    body = {"worker": request.state.room.settings.worker, "cpu_seconds": time.process_time()}
+    room = request.state.room
+    body = {
+        "worker": room.settings.worker,
+        "hub": asdict(room.broker.hub.stats()),
+        "cpu_seconds": time.process_time(),
+    }
     return JSONResponse({**body, **STATS.snapshot()})
 
 

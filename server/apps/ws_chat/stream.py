@@ -20,6 +20,7 @@ from server.query_params import whole_number
 from server.send_deadline import SendDeadline
 from server.sse import comment
 from server.sse_response import sse_response
+from server.stream_slots import released_after
 
 MAX_BODY = 4 * MAX_TEXT + 1024  # the longest text, each character up to 4 bytes, and the rest
 
@@ -56,23 +57,21 @@ async def events(request: Request) -> Response | ASGIApp:
         STATS.add("events", "stalled")
 
     body = _stream(feed, limit, room.settings.heartbeat)
-    return SendDeadline(sse_response(body), room.settings.send_timeout, stalled)
+    response = SendDeadline(sse_response(body), room.settings.send_timeout, stalled)
+    return released_after(response, feed.close)  # left even if the body never starts
 
 
 async def _stream(feed: Feed, limit: int | None, heartbeat: float) -> AsyncIterator[bytes]:
     sent = 0
     with STATS.track("events"):
-        try:
-            while limit is None or sent < limit:
-                try:
-                    message = await feed.next(heartbeat)
-                except Dropped:
-                    STATS.add("events", "dropped")
-                    return
-                if message is None:
-                    yield comment("ping")
-                    continue
-                yield message.sse
-                sent += 1
-        finally:
-            feed.close()
+        while limit is None or sent < limit:
+            try:
+                message = await feed.next(heartbeat)
+            except Dropped:
+                STATS.add("events", "dropped")
+                return
+            if message is None:
+                yield comment("ping")
+                continue
+            yield message.sse
+            sent += 1

@@ -190,7 +190,7 @@ async def relay_checks(
         if tokens != len(tokenize(REPLY)):
             raise Missed(f"the done event's usage: {usage!r}")
 
-    port = llm.port
+    first, port = reply, llm.port  # the first reply's pings are checked after the errors
     failures: list[tuple[str, dict[str, float], int]] = [
         ("the model refuses the key (401)", {"status": 401}, 0),
         ("the model fails (500)", {"status": 500}, 0),
@@ -219,10 +219,10 @@ async def relay_checks(
         hint="`with_heartbeats`: wait for the next event with asyncio.wait(..., "
         'timeout=every); when none came, yield comment("ping") (b": ping\\n") and wait again',
     ):
-        reply = await ask(client, PROMPT)
-        if reply.pings_first < 2:  # about four in the model's 1 s of silence
+        if first.pings_first < 2:  # about four in the model's 1 s of silence
             raise Missed(
-                f"{reply.pings_first} comment lines in the model's {SILENCE:g} s of silence"
+                f"{first.pings_first} comment lines in the model's {SILENCE:g} s of silence, "
+                "before the first delta"
             )
 
     with run.step(

@@ -29,7 +29,7 @@ REDIS_URL = os.environ.get("MYCHAT_REDIS_URL", "redis://127.0.0.1:6379")
 REDIS = aioredis.from_url(REDIS_URL, decode_responses=True)  # connects on first use
 ROOM = "mychat:room"  # the stream's key
 KEEP = 1000  # MAXLEN ~: the stream keeps about this many messages, the room's history
-HEARTBEAT = float(os.environ.get("MYCHAT_HEARTBEAT", "15"))  # seconds of silence, then a ping
+HEARTBEAT = float(os.environ.get("CHAT_HEARTBEAT") or 15)  # seconds of silence: as chat.py
 MAX_BODY = 32_768  # bytes of JSON in one post: 2,000 characters fit, however they are escaped
 
 

@@ -1,7 +1,7 @@
 """Stage 7 (lesson 09): the chat room on two workers behind nginx, through one Redis stream.
 
 How it is checked: a real redis-server, two workers of the learner's app (uvicorn, each with
-`MYCHAT_REDIS_URL` and `MYCHAT_HEARTBEAT=1`), nginx in front of both. The checker posts with
+`MYCHAT_REDIS_URL` and `CHAT_HEARTBEAT=1`), nginx in front of both. The checker posts with
 httpx2 and listens with the course's SSE decoder: good and bad posts to one worker, a message
 through nginx to listeners on both workers, an idle stream's heartbeat, a listener that reads
 nothing beside two that read, malformed and good `Last-Event-ID`s, and six listeners through
@@ -40,7 +40,7 @@ NEEDS = ("nginx", "redis")
 MESSAGES, EVENTS = "/room/messages", "/room/events"
 STREAM_ID = re.compile(r"[0-9]+-[0-9]+")  # what XADD returns: <milliseconds>-<sequence>
 STREAM_LOGGED = '"GET /room/events'  # uvicorn's access log line, written as a stream starts
-HEARTBEAT = "1"  # MYCHAT_HEARTBEAT for the workers: a ping after 1 s of silence
+HEARTBEAT = "1"  # CHAT_HEARTBEAT for the workers: a ping after 1 s of silence
 BAD_POSTS = {
     "not JSON": b"hello",
     "no text": b'{"user": "a"}',
@@ -63,7 +63,7 @@ BURST = 20
 
 async def check(run: StageRun) -> None:
     redis = run.started(start_redis())
-    env = {"MYCHAT_REDIS_URL": redis.url, "MYCHAT_HEARTBEAT": HEARTBEAT}
+    env = {"MYCHAT_REDIS_URL": redis.url, "CHAT_HEARTBEAT": HEARTBEAT}
     a, b = await asyncio.gather(
         asyncio.to_thread(run.app, env=env), asyncio.to_thread(run.app, env=env)
     )
@@ -148,7 +148,7 @@ async def check(run: StageRun) -> None:
                         raise Missed(f"the listener {place}: {differs}")
 
         with run.step(
-            f"an idle stream gets a heartbeat comment (here MYCHAT_HEARTBEAT={HEARTBEAT})",
+            f"an idle stream gets a heartbeat comment (here CHAT_HEARTBEAT={HEARTBEAT})",
             hint="in entries_after(), XREAD's BLOCK is `int(HEARTBEAT * 1000)` ms; when it "
             'returns nothing, yield None, for which room_events() sends `comment("ping")`',
         ):

@@ -31,6 +31,11 @@ TASKS = "tasks: set[asyncio.Task[None]] = set()"
 # (what the learner got wrong, [(the reference's text, theirs)], the behaviour that must miss)
 MISTAKES = [
     (
+        "streams on after the `done` entry",
+        [('            if "event" in fields:\n                return\n', "")],
+        "streams the model's exact reply",
+    ),
+    (
         "no heartbeat while the model is silent",
         [('            yield comment("ping")\n', "")],
         "while the model is silent",

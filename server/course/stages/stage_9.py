@@ -43,6 +43,7 @@ PROMPT = "How does a reply survive its worker?"
 USERS = 30
 KILL_AFTER = 3  # deltas every user has when worker A is killed
 FLOOD, MOST = 12, 5  # messages one user sends in a row; how many may be accepted
+READ_WITHIN = 15.0  # seconds a whole reply may take to read (it takes about 4)
 STREAM_ID = re.compile(r"\d+-\d+")
 TERMINAL = ("done", "error")
 JSON = {"Content-Type": "application/json"}
@@ -68,14 +69,29 @@ def reply_id(response: httpx2.Response) -> str:
     return value
 
 
-async def read_raw(client: httpx2.AsyncClient, url: str) -> tuple[bytes, list[Event]]:
-    """A whole reply stream: its bytes (comments included) and its events."""
-    async with client.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
-        if response.status_code != 200 or "text/event-stream" not in response.headers.get(
-            "content-type", ""
+async def read_raw(
+    client: httpx2.AsyncClient, url: str, headers: dict[str, str] | None = None
+) -> tuple[bytes, list[Event]]:
+    """A whole reply stream: its bytes (comments included) and its events; `Missed` if the
+    stream is not one, or has not ended within READ_WITHIN seconds."""
+    raw, headers = b"", {"Accept": "text/event-stream", **(headers or {})}
+    try:
+        async with (
+            asyncio.timeout(READ_WITHIN),
+            client.stream("GET", url, headers=headers) as response,
         ):
-            raise NotAnEventStream(response, await response.aread())
-        raw = b"".join([chunk async for chunk in response.aiter_bytes()])
+            kind = response.headers.get("content-type", "")
+            if response.status_code != 200 or not kind.startswith("text/event-stream"):
+                raise Missed(str(NotAnEventStream(response, await response.aread())))
+            async for chunk in response.aiter_bytes():
+                raw += chunk
+    except TimeoutError:
+        events = Decoder().feed(raw)
+        last = events[-1].event if events else None
+        raise Missed(
+            f"the stream had not ended after {READ_WITHIN:.0f} s: {len(events)} events, the "
+            f"last one {last!r}; `follow` must return after the `done` entry"
+        ) from None
     return raw, Decoder().feed(raw)
 
 
@@ -204,10 +220,7 @@ async def check(run: StageRun) -> None:
             "`follow` XREADs after a cursor and yields encode(Event(data, event, entry_id)), "
             "returning after `done` or `error`",
         ):
-            try:
-                raw, events = await read_raw(on_b, f"/replies/{reply}/events")
-            except NotAnEventStream as error:
-                raise Missed(str(error)) from None
+            raw, events = await read_raw(on_b, f"/replies/{reply}/events")
             wrong = problems(events, PROMPT)
             if wrong:
                 raise Missed(wrong)
@@ -228,13 +241,8 @@ async def check(run: StageRun) -> None:
             "404s when `reply:<id>:prompt` is missing, and starts `follow` at that id",
         ):
             middle = len(events) // 2
-            async with connect_sse(
-                on_a,
-                "GET",
-                f"/replies/{reply}/events",
-                headers={"Last-Event-ID": events[middle].id},
-            ) as stream:
-                again = [event async for event in stream]
+            resume = {"Last-Event-ID": events[middle].id or ""}
+            _, again = await read_raw(on_a, f"/replies/{reply}/events", resume)
             if [e.id for e in again] != [e.id for e in events[middle + 1 :]]:
                 raise Missed(
                     f"after id {events[middle].id}: {len(again)} events, from "
@@ -338,7 +346,8 @@ async def check(run: StageRun) -> None:
                         f"{stuck[0].name} got {stuck[0].deltas} deltas and no `done`"
                     ) from None
                 finally:
-                    chats.cancel()
+                    chats.cancel()  # nothing left running, and its outcome collected
+                    await asyncio.gather(chats, return_exceptions=True)
                 for user in users:
                     wrong = problems(user.events, user.prompt)
                     if wrong:

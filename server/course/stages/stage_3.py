@@ -11,9 +11,10 @@ graceful stop lets it run on for its 1 s grace); and last it opens the page thro
 Jupyter server with jupyter-server-proxy under `/user/learner/`, as a JupyterHub serves it
 (`/user/learner/proxy/PORT/`). The real proxy rather than an nginx location standing in for it:
 it is the one whose rules the page must meet (it streams only for `Accept: text/event-stream`,
-which `EventSource` sends; a path from the root leaves the proxy), and it starts within the
-deadline (3 to 8 s here, with the hub's other server extensions off), while the page waits out
-`EventSource`'s 3 s before reconnecting after the crash.
+which `EventSource` sends; a path from the root leaves the proxy), and it starts well within the
+deadline: 3 to 8 s here with the hub's other server extensions off, in the background while the
+browser behaviours run. The whole check takes 17 s on this 2-core machine at a load of 7, 26 to
+34 s at 10 to 12; the stubs fail in about 5 s, before Chromium starts.
 
 The restart is checked directly, not through the proxy: behind jupyter-server-proxy a server
 that is down is a 5xx, which closes an `EventSource` for good (tests/test_hub.py shows it).
@@ -242,6 +243,9 @@ async def check(run: StageRun) -> None:
                 raise Missed(f"a page with no <script>: {response.text[:200]!r}")
 
     async with async_playwright() as playwright, AsyncExitStack() as stack:
+        # The last behaviour's Jupyter server starts meanwhile (seconds of CPU on a busy machine).
+        hub = asyncio.ensure_future(asyncio.to_thread(start_hub))
+        stack.push_async_callback(stop_hub, hub)
         with run.step(
             'opened at /?start=3&interval=0.3, it opens EventSource("countdown" + location.search)',
             hint='in mychat/static/countdown.js: `new EventSource("countdown" + location.search)`'
@@ -315,9 +319,6 @@ async def check(run: StageRun) -> None:
                 await asyncio.to_thread(app.restart)
             except LauncherError as error:
                 raise Missed(f"your app did not start again: {error}") from None
-            # The last behaviour's Jupyter server starts while the page waits to reconnect.
-            hub = asyncio.ensure_future(asyncio.to_thread(start_hub))
-            stack.push_async_callback(stop_hub, hub)
             await counted_down(tab, [*map(str, range(6, 0, -1)), "발사!"], within=25)
             await tab.page.context.close()
 

@@ -48,7 +48,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if #ARGV > 2 then
   redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
-  redis.call('EXPIRE', KEYS[2], 3600)
+  redis.call('EXPIRE', KEYS[2], 3600)  -- TTL: the stream goes with its prompt
 end
 return 1
 """

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx2
-from playwright.async_api import Browser, Page, Request, async_playwright
+from playwright.async_api import Browser, Page, Request, Response, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from server.course.browser import BrowserNotFoundError, launch_options
@@ -138,9 +138,13 @@ class Tab:
         return True
 
     def said(self) -> str:
-        """The page's own errors, if any; lost connections (`net::`) are EventSource's to retry."""
-        errors = [error for error in self.errors if "net::" not in error]
-        return f"; the page's errors: {errors[:3]}" if errors else ""
+        return f"; the page's errors: {self.errors[:3]}" if self.errors else ""
+
+    def saw(self, response: Response) -> None:
+        """Note an answer of 400 or more, with its path (the console's line names no URL)."""
+        path = urlsplit(response.url).path
+        if response.status >= 400 and not path.endswith("/favicon.ico"):
+            self.errors.append(f"{response.status} for {path}")
 
     async def asked(self) -> str:
         """The page's EventSource requests, each with the Last-Event-ID it sent."""
@@ -157,8 +161,10 @@ async def open_tab(browser: Browser, url: str, *, login: str | None = None) -> T
     await context.add_init_script(WATCH)
     tab = Tab(await context.new_page())
     tab.page.set_default_timeout(15_000)
+    # What went wrong in the page: its script's exceptions and the answers it could not use. A
+    # lost connection is not one: EventSource retries it.
     tab.page.on("pageerror", lambda error: tab.errors.append(str(error)))
-    tab.page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
+    tab.page.on("response", tab.saw)
     tab.page.on(
         "request", lambda r: tab.streams.append(r) if r.resource_type == "eventsource" else None
     )
@@ -258,8 +264,10 @@ async def check(run: StageRun) -> None:
             stack.push_async_callback(browser.close)
             tab = await open_tab(browser, app.url + "/?start=3&interval=0.3")
             wanted = app.url + "/countdown?start=3&interval=0.3"
-            if not await wait_until(lambda: tab.streams, within=10):
-                raise Missed("no EventSource request within 10 s" + tab.said())
+            # An error in the page (a typo, a 404 for the script) fails this at once.
+            await wait_until(lambda: tab.streams or tab.errors, within=10)
+            if not tab.streams and not await wait_until(lambda: tab.streams, within=1):
+                raise Missed("the page opened no EventSource" + tab.said())
             if tab.streams[0].url != wanted:
                 raise Missed(f"it asked for {tab.streams[0].url}, not {wanted}")
 

@@ -1,0 +1,84 @@
+"""Stage 8's check catches the mistakes a learner plausibly makes, each at its own behaviour.
+
+Each test copies the reference project, breaks one thing in room_ws.py (or in room.py, which
+the socket shares) and runs the stage's check on it: the check must fail, and at the behaviour
+that the mistake breaks. (Run against the unbroken reference, each of these tests fails: the
+check passes.)
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from server.course import project
+from server.course.stages import check_stage
+
+pytestmark = pytest.mark.redis
+
+# (what the learner got wrong, the file, [(the reference's text, theirs)], the behaviour missed)
+MISTAKES = [
+    (
+        "the frames carry the message without its id",
+        "room_ws.py",
+        [('frame = {"id": entry_id, **json.loads(data)}', "frame = json.loads(data)")],
+        "WS /room/ws: a message sent up the socket",
+    ),
+    (
+        "the socket starts at the newest message, whatever its ?last_id=",
+        "room_ws.py",
+        [("start = await start_after(last_id)", "start = await start_after(None)")],
+        "a socket that reconnects with ?last_id=",
+    ),
+    (
+        "\\d in the id's pattern, which takes other scripts' digits",
+        "room.py",
+        [('r"[0-9]{1,19}-[0-9]{1,19}"', r'r"\d{1,19}-\d{1,19}"')],
+        "a malformed ?last_id=",
+    ),
+    (
+        "receive_text(), which fails on a binary frame instead of closing with a reason",
+        "room_ws.py",
+        [
+            (
+                """        frame = await websocket.receive()
+        if frame["type"] == "websocket.disconnect":
+            return
+        text = frame.get("text")
+        if text is None:
+            await websocket.close(POLICY, "send each message as a text frame of JSON")
+            return
+""",
+                "        text = await websocket.receive_text()\n",
+            )
+        ],
+        "a bad frame",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "edits", "missed"), [pytest.param(*rest, id=name) for name, *rest in MISTAKES]
+)
+def test_a_mistake_fails_at_its_behaviour(
+    file: str,
+    edits: list[tuple[str, str]],
+    missed: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "mychat"
+    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / file
+    source = path.read_text()
+    for right, wrong in edits:
+        assert source.count(right) == 1, f"the reference no longer has {right!r}"
+        source = source.replace(right, wrong)
+    path.write_text(source)
+
+    passed = check_stage(8, folder)
+    out = capsys.readouterr().out
+    assert not passed, out
+    assert f"❌ {missed}" in out, out

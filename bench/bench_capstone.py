@@ -34,7 +34,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import httpx
+import httpx2
 import redis.asyncio as aioredis
 
 from server.apps.fake_openai.model import reply_for
@@ -86,7 +86,7 @@ class Open:
 
 
 async def read_reply(
-    client: httpx.AsyncClient, path: str, reply: Reply, sent: float
+    client: httpx2.AsyncClient, path: str, reply: Reply, sent: float
 ) -> list[tuple[int, str]]:
     """The reply's tokens, resuming from the last id whenever the stream breaks."""
     pieces: list[tuple[int, str]] = []
@@ -98,7 +98,7 @@ async def read_reply(
         try:
             async with client.stream("GET", path, headers=headers) as response:
                 if response.status_code >= 500:
-                    raise httpx.TransportError(f"{response.status_code}")
+                    raise httpx2.TransportError(f"{response.status_code}")
                 response.raise_for_status()
                 decoder = Decoder()
                 async for chunk in response.aiter_bytes():
@@ -112,7 +112,7 @@ async def read_reply(
                         elif event.event in TERMINAL:
                             ended = event.event
                             said = json.loads(event.data).get("message", "")
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         if ended is None:
             reply.reconnects += 1
@@ -122,7 +122,7 @@ async def read_reply(
     return pieces
 
 
-async def post(client: httpx.AsyncClient, message: str, run: Run) -> dict[str, object]:
+async def post(client: httpx2.AsyncClient, message: str, run: Run) -> dict[str, object]:
     """POST a message, retried with the same Idempotency-Key while nginx finds no worker."""
     headers = {"Idempotency-Key": uuid.uuid4().hex}
     for _attempt in range(50):
@@ -131,7 +131,7 @@ async def post(client: httpx.AsyncClient, message: str, run: Run) -> dict[str, o
             if response.status_code < 500:
                 response.raise_for_status()
                 return dict(response.json())
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         run.retried += 1
         await asyncio.sleep(0.2)
@@ -140,13 +140,13 @@ async def post(client: httpx.AsyncClient, message: str, run: Run) -> dict[str, o
 
 async def user(stack: Capstone, n: int, args: argparse.Namespace, run: Run) -> None:
     rng = random.Random(n)
-    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+    async with httpx2.AsyncClient(base_url=stack.url, timeout=30) as client:
         await asyncio.sleep(rng.uniform(0, args.ramp))
         for _attempt in range(50):  # nginx may answer 502 while a worker dies: try again
             try:
                 if (await client.get("/api/session")).status_code == 200:
                     break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             run.retried += 1
             await asyncio.sleep(0.2)

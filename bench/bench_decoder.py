@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-import httpx
+import httpx  # httpx-sse, timed as its users run it: EventSource over an httpx.Response
 from httpx_sse import EventSource
 from openai._streaming import SSEDecoder as OpenAISSEDecoder
 

@@ -35,7 +35,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from server.clients.delivery import Delivery, deliveries
 from server.clients.load import HeldStreams, LoadSummary
@@ -81,12 +81,12 @@ def rss_kib(pid: int) -> int:
 def probe(url: str, count: int) -> tuple[list[list[Delivery]], int]:
     """`count` probe streams, one after another, each on a new connection; (results, failed)."""
     results, failed = [], 0
-    no_reuse = httpx.Limits(max_keepalive_connections=0)  # a new visitor each time
-    with httpx.Client(timeout=30, limits=no_reuse) as client:
+    no_reuse = httpx2.Limits(max_keepalive_connections=0)  # a new visitor each time
+    with httpx2.Client(timeout=30, limits=no_reuse) as client:
         for _ in range(count):
             try:
                 results.append(deliveries(url + PROBE, client=client))
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 failed += 1
     return results, failed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.arrivals import arrivals_side_by_side, event_arrivals, spread
@@ -23,7 +23,7 @@ def test_each_event_is_timed_from_the_request(serve: Callable[..., Server]) -> N
 
 def test_an_error_status_raises_instead_of_timing_nothing(serve: Callable[..., Server]) -> None:
     app = serve("server.apps.fastapi_streams:app")
-    with pytest.raises(httpx.HTTPStatusError):
+    with pytest.raises(httpx2.HTTPStatusError):
         event_arrivals(f"{app.url}/events?limit=1", headers={"Last-Event-ID": "nope"})
 
 

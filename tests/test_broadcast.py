@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.listeners import (
@@ -112,15 +112,15 @@ def stack() -> Iterator[Stack]:
         server.stop()
 
 
-def clients(listeners: int) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+def clients(listeners: int) -> tuple[httpx2.AsyncClient, httpx2.AsyncClient]:
     """One client for the listeners' streams, one for publishing."""
-    limits = httpx.Limits(max_connections=listeners + 10)
-    timeout = httpx.Timeout(10.0, read=30.0)
-    return httpx.AsyncClient(timeout=timeout, limits=limits), httpx.AsyncClient(timeout=10.0)
+    limits = httpx2.Limits(max_connections=listeners + 10)
+    timeout = httpx2.Timeout(10.0, read=30.0)
+    return httpx2.AsyncClient(timeout=timeout, limits=limits), httpx2.AsyncClient(timeout=10.0)
 
 
 def worker_stats(workers: Mapping[str, Server]) -> dict[str, dict[str, Any]]:
-    return {name: httpx.get(f"{w.url}/stats").json() for name, w in workers.items()}
+    return {name: httpx2.get(f"{w.url}/stats").json() for name, w in workers.items()}
 
 
 # --- 1. in memory: each worker's listeners hear only that worker's publishers --------------
@@ -188,7 +188,7 @@ async def _kill_while_away(
     publisher_url = f"{nginx.url}/publish"
     victims = [listener for listener in room if listener.worker == "A"]
     assert victims
-    async with httpx.AsyncClient(timeout=10) as publisher:
+    async with httpx2.AsyncClient(timeout=10) as publisher:
         await asyncio.to_thread(workers["A"].kill)
         await asyncio.gather(*(listener.wait_disconnected(10) for listener in victims))
         await publish_numbered(publisher, publisher_url, range(first, first + 10))
@@ -286,17 +286,17 @@ def test_a_last_event_id_older_than_the_history_kept_gets_an_explicit_reset(
             await broker.stop()
 
     ids = asyncio.run(scenario())
-    oldest_kept = httpx.get(f"{nginx.url}/events?history=400&limit=1").text
+    oldest_kept = httpx2.get(f"{nginx.url}/events?history=400&limit=1").text
     for stale in (ids[0], "99999999999999-0"):  # trimmed away; never issued
-        body = httpx.get(f"{nginx.url}/events?limit=2", headers={"Last-Event-ID": stale}).text
+        body = httpx2.get(f"{nginx.url}/events?limit=2", headers={"Last-Event-ID": stale}).text
         reset, first = Decoder().feed(body.encode())
         assert reset.event == "reset" and json.loads(reset.data)["last_event_id"] == stale
         assert reset.id == "", "a reset carries no id: the client keeps asking from its own"
         assert first.data == Decoder().feed(oldest_kept.encode())[0].data, "then the oldest kept"
-    fine = httpx.get(f"{nginx.url}/events?limit=1", headers={"Last-Event-ID": ids[-2]}).text
+    fine = httpx2.get(f"{nginx.url}/events?limit=1", headers={"Last-Event-ID": ids[-2]}).text
     assert Decoder().feed(fine.encode())[0].id == ids[-1], "a kept id resumes right after it"
     for malformed in ("banana", "5", "5-0-0", "+"):
-        answer = httpx.get(f"{nginx.url}/events", headers={"Last-Event-ID": malformed})
+        answer = httpx2.get(f"{nginx.url}/events", headers={"Last-Event-ID": malformed})
         assert answer.status_code == 400
         assert "Last-Event-ID must be a Redis stream id" in answer.json()["detail"]
 
@@ -327,10 +327,12 @@ def test_the_stream_is_the_chat_history_a_new_listener_can_read_back(
 ) -> None:
     _, nginx = stack("streams", redis, STREAM_MAXLEN="1000")
     for n in range(12):
-        httpx.post(f"{nginx.url}/publish", json={"n": n, "text": f"message {n}"}).raise_for_status()
-    body = httpx.get(f"{nginx.url}/events?history=5&limit=5").content
+        httpx2.post(
+            f"{nginx.url}/publish", json={"n": n, "text": f"message {n}"}
+        ).raise_for_status()
+    body = httpx2.get(f"{nginx.url}/events?history=5&limit=5").content
     assert [json.loads(e.data)["n"] for e in Decoder().feed(body)] == [7, 8, 9, 10, 11]
-    refused = httpx.get(f"{nginx.url}/events?history=x")
+    refused = httpx2.get(f"{nginx.url}/events?history=x")
     assert refused.status_code == 400
 
 
@@ -339,13 +341,13 @@ def test_the_stream_is_the_chat_history_a_new_listener_can_read_back(
 def test_an_idempotency_key_stores_a_retried_publish_once(stack: Stack, redis: Server) -> None:
     _, nginx = stack("streams", redis)
     first, again = (
-        httpx.post(f"{nginx.url}/publish", json={"n": 1}, headers={"Idempotency-Key": "abc-1"})
+        httpx2.post(f"{nginx.url}/publish", json={"n": 1}, headers={"Idempotency-Key": "abc-1"})
         for _ in range(2)
     )
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
     assert {first.headers["x-worker"], again.headers["x-worker"]} == {"A", "B"}, "both workers"
-    bad = httpx.post(f"{nginx.url}/publish", json={"n": 1}, headers={"Idempotency-Key": "a b"})
+    bad = httpx2.post(f"{nginx.url}/publish", json={"n": 1}, headers={"Idempotency-Key": "a b"})
     assert bad.status_code == 400
 
 

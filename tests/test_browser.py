@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlparse
 
-import httpx
+import httpx2
 import pytest
 
 from server.course.launcher import Server, free_port, start_app
@@ -63,7 +63,7 @@ def test_browser_reconnects_after_a_restart_and_misses_nothing(page: Any) -> Non
     with start_app(APP, port=port) as second:
         page.wait_for_function("window.course.seen.opens >= 2")
         page.wait_for_function(f"window.course.seen.messages.length >= {len(before) + 5}")
-        log = httpx.get(f"{second.url}/headers-log").json()
+        log = httpx2.get(f"{second.url}/headers-log").json()
     ids = all_ids(seen(page))
     assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the restart"
     assert log[0]["path"] == "/events"
@@ -76,7 +76,7 @@ def test_204_ends_reconnection(page: Any, app: Server) -> None:
     state = seen(page)
     assert all_ids(state) == [1, 2, 3]
     assert state["opens"] == 1  # it reconnected once, got 204, and gave up for good
-    log = httpx.get(f"{app.url}/headers-log").json()
+    log = httpx2.get(f"{app.url}/headers-log").json()
     assert [e["last_event_id"] for e in log if e["path"] == "/events"][-1] == "3"
 
 
@@ -140,13 +140,13 @@ def test_fetch_chat_asks_for_an_event_stream(page: Any, app: Server) -> None:
 
 def test_http11_allows_six_connections_per_origin(page: Any, app: Server) -> None:
     page.goto(f"{app.url}/")
-    httpx.post(f"{app.url}/stats/reset")  # empties the log of stream requests
+    httpx2.post(f"{app.url}/stats/reset")  # empties the log of stream requests
     page.evaluate("window.course.openMany(7, 'events?interval=0.05')")
     # Not a fixed wait: by the time six sources have 5 events each, the seventh had its chance.
     page.wait_for_function("window.course.seen.manyMessages.filter(n => n >= 5).length === 6")
     state = seen(page)
     assert state["many"].count(0) == 1 and state["manyMessages"].count(0) == 1, state
-    log = httpx.get(f"{app.url}/headers-log").json()
+    log = httpx2.get(f"{app.url}/headers-log").json()
     assert len(log) == 6, "the seventh request must not even leave the browser"
     page.evaluate("window.course.closeMany(1)")
     page.wait_for_function("window.course.seen.many.filter(s => s === 1).length === 6")
@@ -287,7 +287,7 @@ def send_in_chat_view(page: Any, transport: str, message: str) -> str:
 
 
 def test_chat_view_streams_a_reply_over_both_transports(page: Any, relay: Server) -> None:
-    assert httpx.get(f"{relay.url}/sse.js").headers["content-type"].startswith("text/javascript")
+    assert httpx2.get(f"{relay.url}/sse.js").headers["content-type"].startswith("text/javascript")
     page.goto(f"{relay.url}/")
     assert send_in_chat_view(page, "fetch", HELLO) == HELLO_REPLY
     assert send_in_chat_view(page, "eventsource", HELLO) == HELLO_REPLY
@@ -346,7 +346,7 @@ def test_try_stream_reports_a_cors_refusal_and_a_cookie_only_with_credentials(
                 "outcome": "received",
             }
         )
-        cookies = [entry["cookie"] for entry in httpx.get(f"{api.url}/headers-log").json()]
+        cookies = [entry["cookie"] for entry in httpx2.get(f"{api.url}/headers-log").json()]
         assert cookies == [False, True], cookies
         slow = page.evaluate("window.course.tryStream('events?interval=60', false, 300)")
         assert slow["outcome"] == "timed out" and slow["messages"] < 2, slow

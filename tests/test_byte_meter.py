@@ -1,11 +1,11 @@
-"""Byte counting through httpx's and httpcore's public hooks: exact, and with httpx's errors."""
+"""Byte counting through httpx2's and httpcore2's public hooks: exact, and with httpx2's errors."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.byte_meter import CountingTransport, Meter
@@ -19,18 +19,18 @@ def quiet(serve) -> Server:
     return serve(APP, env={"EVENT_RATE": "0"})
 
 
-def head(start_line: str, headers: httpx.Headers) -> bytes:
+def head(start_line: str, headers: httpx2.Headers) -> bytes:
     fields = b"".join(name + b": " + value + b"\r\n" for name, value in headers.raw)
     return start_line.encode() + b"\r\n" + fields + b"\r\n"
 
 
 def test_the_counts_are_exactly_the_bytes_on_the_wire(quiet):
     for _ in range(2):
-        httpx.post(f"{quiet.url}/publish").raise_for_status()
+        httpx2.post(f"{quiet.url}/publish").raise_for_status()
 
-    async def fetch() -> tuple[Meter, list[httpx.Response]]:
+    async def fetch() -> tuple[Meter, list[httpx2.Response]]:
         meter = Meter()
-        async with httpx.AsyncClient(transport=CountingTransport(meter)) as client:
+        async with httpx2.AsyncClient(transport=CountingTransport(meter)) as client:
             # Two requests on one keep-alive connection, then one with a body.
             responses = [await client.get(f"{quiet.url}/poll", params={"since": s}) for s in (0, 2)]
             responses.append(await client.post(f"{quiet.url}/publish", params={"price": 99}))
@@ -49,12 +49,12 @@ def test_the_counts_are_exactly_the_bytes_on_the_wire(quiet):
 
 
 def test_a_streamed_body_is_counted_with_its_chunked_framing(quiet):
-    httpx.post(f"{quiet.url}/publish").raise_for_status()
+    httpx2.post(f"{quiet.url}/publish").raise_for_status()
 
-    async def stream() -> tuple[Meter, httpx.Response, bytes]:
+    async def stream() -> tuple[Meter, httpx2.Response, bytes]:
         meter = Meter()
         async with (
-            httpx.AsyncClient(transport=CountingTransport(meter)) as client,
+            httpx2.AsyncClient(transport=CountingTransport(meter)) as client,
             client.stream("GET", f"{quiet.url}/sse", params={"since": 0, "limit": 1}) as response,
         ):
             body = b"".join([chunk async for chunk in response.aiter_raw()])
@@ -75,12 +75,12 @@ def unused_port() -> int:
 
 def test_failures_reach_the_caller_as_httpx_exceptions(quiet):
     async def attempt(url: str, **kwargs: object) -> None:
-        async with httpx.AsyncClient(transport=CountingTransport(Meter()), **kwargs) as client:
+        async with httpx2.AsyncClient(transport=CountingTransport(Meter()), **kwargs) as client:
             await client.get(url)
 
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(httpx2.ConnectError):
         asyncio.run(attempt(f"http://127.0.0.1:{unused_port()}/"))
-    with pytest.raises(httpx.ReadTimeout):  # a 5 s hold against a 0.2 s read timeout
+    with pytest.raises(httpx2.ReadTimeout):  # a 5 s hold against a 0.2 s read timeout
         asyncio.run(attempt(f"{quiet.url}/long-poll?since=0&timeout=5", timeout=0.2))
-    with pytest.raises(httpx.UnsupportedProtocol, match="plain http only"):
+    with pytest.raises(httpx2.UnsupportedProtocol, match="plain http only"):
         asyncio.run(attempt("https://127.0.0.1:1/"))

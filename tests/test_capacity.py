@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from server.apps.broadcast_contenders import CONTENDERS, create_app
@@ -86,7 +86,7 @@ def test_every_listener_gets_every_message_once_in_order(
         started = time.time()
 
         async def publish() -> None:
-            async with httpx.AsyncClient(timeout=DEADLINE) as client:
+            async with httpx2.AsyncClient(timeout=DEADLINE) as client:
                 await publish_numbered(client, server.url + "/publish", range(1, 11))
 
         asyncio.run(publish())
@@ -102,7 +102,7 @@ def test_a_report_covers_only_what_arrived_since_the_last_one(
     serve: Callable[..., Server],
 ) -> None:
     server = serve(RIVAL, env={"CONTENDER": "starlette"})
-    with LoadProcesses(server.url + "/events", 5, processes=1) as load, httpx.Client() as client:
+    with LoadProcesses(server.url + "/events", 5, processes=1) as load, httpx2.Client() as client:
         for n in (1, 2):
             client.post(server.url + "/publish", json={"n": n, "t": time.time()})
         assert load.wait(2, timeout=DEADLINE)
@@ -130,7 +130,7 @@ def test_a_listener_that_cannot_connect_is_counted_not_raised() -> None:
 def test_a_silent_room_sends_heartbeats(serve: Callable[..., Server], contender: str) -> None:
     server = serve(RIVAL, env={"CONTENDER": contender, "HEARTBEAT": "0.2"})
     decoder, comments = Decoder(), 0
-    with httpx.stream("GET", server.url + "/events", timeout=DEADLINE) as response:
+    with httpx2.stream("GET", server.url + "/events", timeout=DEADLINE) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         for chunk in response.iter_bytes():
             comments += chunk.count(b": ping")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import redis as redis_sync
 
@@ -52,28 +52,28 @@ def stack() -> Iterator[Capstone]:
         client.close()
 
 
-CLIENTS: list[httpx.Client] = []  # closed with the stack
+CLIENTS: list[httpx2.Client] = []  # closed with the stack
 
 
-def client_for(base: str) -> httpx.Client:
-    client = httpx.Client(base_url=base, timeout=DEADLINE)
+def client_for(base: str) -> httpx2.Client:
+    client = httpx2.Client(base_url=base, timeout=DEADLINE)
     CLIENTS.append(client)
     return client
 
 
-def user(stack: Capstone, base: str | None = None) -> httpx.Client:
+def user(stack: Capstone, base: str | None = None) -> httpx2.Client:
     """A new user: a client with its own session cookie (limits are per user)."""
     client = client_for(base or stack.url)
     assert client.get("/api/session").json()["new"] is True
     return client
 
 
-def post(client: httpx.Client, message: str, **extra: object) -> httpx.Response:
+def post(client: httpx2.Client, message: str, **extra: object) -> httpx2.Response:
     return client.post("/api/chat", json={"message": message, **extra})
 
 
 def read(
-    client: httpx.Client,
+    client: httpx2.Client,
     path: str,
     last_id: str = "",
     stop_after: int | None = None,
@@ -84,7 +84,7 @@ def read(
     decoder = Decoder()
     with client.stream("GET", f"/{path}", headers=headers) as response:
         if response.status_code in (502, 503, 504):  # nginx found no live worker this time
-            raise httpx.TransportError(f"{response.status_code} from nginx")
+            raise httpx2.TransportError(f"{response.status_code} from nginx")
         assert response.status_code == 200, response.read()
         for chunk in response.iter_bytes():
             events += decoder.feed(chunk)
@@ -155,7 +155,7 @@ def test_a_stream_resumes_on_the_other_worker_from_last_event_id(stack: Capstone
 
 def test_stop_on_another_worker_ends_the_reply_and_cancels_the_upstream(stack: Capstone) -> None:
     assert stack.upstream is not None
-    cancelled = httpx.get(f"{stack.upstream.url}/stats").json()["cancelled"]
+    cancelled = httpx2.get(f"{stack.upstream.url}/stats").json()["cancelled"]
     client = user(stack)
     body = post(client, "stop me").json()
     events = read(client, body["events"], stop_after=3)
@@ -168,7 +168,7 @@ def test_stop_on_another_worker_ends_the_reply_and_cancels_the_upstream(stack: C
     assert rest[-1].event == "stopped"
     assert len(tokens(events + rest)) < TOKENS
     deadline = time.monotonic() + DEADLINE  # the owner notices at its next token or renewal
-    while httpx.get(f"{stack.upstream.url}/stats").json()["cancelled"] <= cancelled:
+    while httpx2.get(f"{stack.upstream.url}/stats").json()["cancelled"] <= cancelled:
         assert time.monotonic() < deadline, "the upstream generation was never cancelled"
         time.sleep(0.05)
     again = client.post(f"/{body['stop']}")
@@ -258,7 +258,7 @@ def test_a_forged_or_missing_session_is_refused_and_nothing_is_stored(stack: Cap
         assert refused.status_code == 403, refused.text
         assert "signature does not match" in refused.json()["detail"]
         assert stranger.get("/api/session").status_code == 403
-    nobody = httpx.post(f"{stack.url}/api/chat", json={"message": "hi"})
+    nobody = httpx2.post(f"{stack.url}/api/chat", json={"message": "hi"})
     assert nobody.status_code == 401 and "No session cookie" in nobody.json()["detail"]
     assert redis_keys(stack, f"*{someone_else}*") == [] and redis_keys(stack, f"*{me}*") == []
 
@@ -287,8 +287,8 @@ def test_a_repeated_idempotency_key_returns_the_same_reply(stack: Capstone) -> N
 
 def test_health_readiness_heartbeats_and_metrics(stack: Capstone) -> None:
     for name, worker in stack.workers.items():
-        assert httpx.get(f"{worker.url}/healthz").json() == {"status": "ok", "worker": name}
-        assert httpx.get(f"{worker.url}/readyz").json()["status"] == "ready"
+        assert httpx2.get(f"{worker.url}/healthz").json() == {"status": "ok", "worker": name}
+        assert httpx2.get(f"{worker.url}/readyz").json()["status"] == "ready"
     client = user(stack)
     body = post(client, "count me").json()
     with client.stream("GET", f"/{body['events']}") as response:  # open: the gauge shows it
@@ -318,7 +318,7 @@ def test_a_killed_worker_s_reply_is_finished_by_the_other_with_every_token_once(
             assert time.monotonic() < deadline, "the reply never finished"
             try:
                 events += read(client, body["events"], last_id=events[-1].id or "")
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.1)  # nginx had no worker for this attempt: try again
         assert_exact_reply(events, "survive a SIGKILL", body["seed"])
         owners = [json.loads(e.data) for e in events if e.event == "owner"]
@@ -342,9 +342,9 @@ def held_by_one_worker(stack: Capstone) -> None:
     worker = stack.workers[body["worker"]]
 
     async def first_events(n: int) -> list[int]:
-        limits = httpx.Limits(max_connections=n)
+        limits = httpx2.Limits(max_connections=n)
         cookies = {COOKIE: client.cookies[COOKIE]}
-        async with httpx.AsyncClient(base_url=worker.url, cookies=cookies, limits=limits,
+        async with httpx2.AsyncClient(base_url=worker.url, cookies=cookies, limits=limits,
                                      timeout=DEADLINE) as many:  # fmt: skip
             all_open = asyncio.Barrier(n)
 
@@ -383,7 +383,7 @@ def test_an_adopter_that_cannot_repeat_the_text_ends_the_reply_with_an_error(
             assert time.monotonic() < deadline, "the reply never finished"
             try:
                 events += read(client, body["events"], last_id=events[-1].id or "")
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.1)
         assert events[-1].event == "error"
         assert "did not repeat the first" in json.loads(events[-1].data)["message"]
@@ -409,13 +409,13 @@ def test_an_upstream_that_refuses_is_an_error_event_and_a_metric() -> None:
 
 
 def test_the_page_uses_relative_urls_text_only_and_gives_a_session(stack: Capstone) -> None:
-    page = httpx.get(f"{stack.url}/")
+    page = httpx2.get(f"{stack.url}/")
     assert '<script src="capstone.js">' in page.text  # relative: works behind a proxy prefix
     assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Lax" in page.headers["set-cookie"]
-    script = httpx.get(f"{stack.url}/capstone.js").text
+    script = httpx2.get(f"{stack.url}/capstone.js").text
     assert "innerHTML" not in script.replace("never innerHTML", "")
     assert 'import("./sse.js")' in script and 'fetch("/' not in script and "fetch(`/" not in script
-    forged = httpx.get(f"{stack.url}/", cookies={COOKIE: "0" * 32 + ".forged"})
+    forged = httpx2.get(f"{stack.url}/", cookies={COOKIE: "0" * 32 + ".forged"})
     assert forged.headers["set-cookie"].startswith(f"{COOKIE}=")  # the page replaces it
 
 
@@ -440,7 +440,7 @@ def test_a_worker_stopped_gracefully_hands_its_replies_over() -> None:
             assert time.monotonic() < deadline, "the reply never finished: was the lease released?"
             try:
                 events += read(client, body["events"], last_id=events[-1].id or "")
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.1)
         assert_exact_reply(events, "survive a deploy", body["seed"])
         owners = [json.loads(e.data) for e in events if e.event == "owner"]

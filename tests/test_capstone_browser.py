@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from server.apps.fake_openai.model import reply_for
@@ -76,7 +76,7 @@ def test_send_and_stream_then_reload_restores_the_history(page: Any, stack: Caps
 
 def test_stop_ends_the_reply_and_the_upstream_generation(page: Any, stack: Capstone) -> None:
     assert stack.upstream is not None
-    cancelled = httpx.get(f"{stack.upstream.url}/stats").json()["cancelled"]
+    cancelled = httpx2.get(f"{stack.upstream.url}/stats").json()["cancelled"]
     page.goto(stack.url)
     page.wait_for_function("document.body.dataset.state === 'idle'")
     send(page, "please stop me")
@@ -86,7 +86,7 @@ def test_stop_ends_the_reply_and_the_upstream_generation(page: Any, stack: Capst
     shown = assistant_text(page)
     assert 0 < len(shown) < len(expected(page, "please stop me"))
     deadline = time.monotonic() + 30
-    while httpx.get(f"{stack.upstream.url}/stats").json()["cancelled"] <= cancelled:
+    while httpx2.get(f"{stack.upstream.url}/stats").json()["cancelled"] <= cancelled:
         assert time.monotonic() < deadline, "the upstream generation was never cancelled"
         time.sleep(0.05)
     assert page.is_enabled("#send") and not page.is_enabled("#stop")

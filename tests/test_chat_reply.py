@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 
-import httpx
+import httpx2
 import pytest
 
 from server.apps.fake_openai.model import reply_for
@@ -27,7 +27,7 @@ def stack() -> Iterator[Capstone]:
         yield running
 
 
-def send(client: httpx.Client, message: str) -> dict[str, object]:
+def send(client: httpx2.Client, message: str) -> dict[str, object]:
     answer = client.post("/api/chat", json={"message": message})
     assert answer.status_code == 202, answer.text
     body: dict[str, object] = answer.json()
@@ -77,9 +77,9 @@ def test_a_killed_owner_s_reply_is_read_to_its_end_through_the_survivor(stack: C
 
 
 def test_a_refusal_is_an_error_and_no_server_is_a_timeout(stack: Capstone) -> None:
-    with closing(new_user(stack.url)) as user, pytest.raises(httpx.HTTPStatusError, match="404"):
+    with closing(new_user(stack.url)) as user, pytest.raises(httpx2.HTTPStatusError, match="404"):
         read_reply(user, f"api/replies/{'0' * 32}/events")
-    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}") as nowhere:
+    with httpx2.Client(base_url=f"http://127.0.0.1:{free_port()}") as nowhere:
         started = time.perf_counter()
         with pytest.raises(TimeoutError, match="did not end"):
             resume_to_end(nowhere, "api/replies/x/events", Reply(), deadline=0.5, pause=0.05)

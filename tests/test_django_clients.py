@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.disconnect import cancelled, seconds_to_notice
@@ -56,7 +56,7 @@ def test_plain_wait_under_asgi_does_not_wait(asgi: Server) -> None:
 
 def test_with_streams_open_measures_while_the_streams_are_open(asgi: Server) -> None:
     def active() -> int:
-        counts: dict[str, int] = httpx.get(f"{asgi.url}/stats").json().get("events", {})
+        counts: dict[str, int] = httpx2.get(f"{asgi.url}/stats").json().get("events", {})
         return counts.get("active", 0)
 
     async def measure() -> tuple[int, list[float]]:
@@ -99,7 +99,7 @@ def test_gzip_under_asgi_is_one_member_per_event() -> None:
     with start_app(ASGI, env={"DJANGO_GZIP": "1"}) as server:
         url = f"{server.url}/countdown?start=3&interval=0"
         sizes = member_sizes(url)
-        with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
+        with httpx2.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
             members = gzip_members(b"".join(response.iter_raw()))
     assert len(sizes) == 4 and all(size > 9 for size in sizes)
     assert members == [
@@ -136,5 +136,5 @@ def test_a_whole_body_costs_its_size_in_server_memory_and_a_streamed_one_does_no
 
 
 def test_read_to_end_raises_for_an_error_status(asgi: Server) -> None:
-    with pytest.raises(httpx.HTTPStatusError):
+    with pytest.raises(httpx2.HTTPStatusError):
         read_to_end(f"{asgi.url}/download?mb=0")

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from server.apps.django_streams.views import countdown_plan, events_plan
@@ -98,7 +98,7 @@ def test_asgi_events_resume_after_last_event_id(asgi: Server) -> None:
 def test_bad_input_gets_a_400_that_says_why(
     asgi: Server, path: str, headers: dict[str, str], reason: str
 ) -> None:
-    response = httpx.get(asgi.url + path, headers=headers)
+    response = httpx2.get(asgi.url + path, headers=headers)
     assert response.status_code == 400
     assert reason in response.json()["detail"]
 
@@ -107,9 +107,9 @@ def test_asgi_cancels_the_generator_when_the_client_leaves(
     asgi: Server, wait_for: Callable[..., float]
 ) -> None:
     def stats() -> dict[str, int]:
-        return httpx.get(f"{asgi.url}/stats").json().get("events", {})
+        return httpx2.get(f"{asgi.url}/stats").json().get("events", {})
 
-    with httpx.stream("GET", f"{asgi.url}/events?interval=30", timeout=DEADLINE) as response:
+    with httpx2.stream("GET", f"{asgi.url}/events?interval=30", timeout=DEADLINE) as response:
         chunks = response.iter_bytes()  # keep it: a discarded iterator closes the response
         next(chunks)  # the first event: the generator is running
         assert stats()["active"] == 1
@@ -121,7 +121,7 @@ def test_asgi_gzip_sends_each_event_as_its_own_gzip_member(serve: Callable[..., 
     """Django's GZipMiddleware compresses each chunk of an async stream separately."""
     app = serve(ASGI, env={"DJANGO_GZIP": "1"})
     url = f"{app.url}/countdown?start=3&interval=0"
-    with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
+    with httpx2.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
         assert response.headers["content-encoding"] == "gzip"
         raw = b"".join(response.iter_raw())
     members = []
@@ -135,10 +135,10 @@ def test_asgi_gzip_sends_each_event_as_its_own_gzip_member(serve: Callable[..., 
         b"data: 1\n\n",
         f"data: {LIFTOFF}\n\n".encode(),
     ]
-    # httpx decodes only the first member and drops the rest without an error (encode/httpx
-    # PR 3270 was closed unmerged). If an httpx upgrade fixes that, this line fails: update
-    # lesson 07, which shows it.
-    decoded = httpx.get(url, headers={"Accept-Encoding": "gzip"}).content
+    # httpx2 (like httpx) decodes only the first member and drops the rest without an error
+    # (encode/httpx PR 3270 was closed unmerged). If an httpx2 upgrade fixes that, this line
+    # fails: update lesson 07, which shows it.
+    decoded = httpx2.get(url, headers={"Accept-Encoding": "gzip"}).content
     assert decoded == b"data: 3\n\n"
 
 
@@ -163,7 +163,9 @@ def test_wsgi_streams_hold_a_thread_each_and_a_plain_request_waits(wsgi: Server)
     opened = threading.Barrier(3, timeout=DEADLINE)
 
     def read_stream() -> None:
-        with httpx.stream("GET", f"{wsgi.url}/countdown?start=2&interval=1", timeout=DEADLINE) as r:
+        with httpx2.stream(
+            "GET", f"{wsgi.url}/countdown?start=2&interval=1", timeout=DEADLINE
+        ) as r:
             chunks = r.iter_bytes()
             next(chunks)
             opened.wait()
@@ -175,14 +177,14 @@ def test_wsgi_streams_hold_a_thread_each_and_a_plain_request_waits(wsgi: Server)
         reader.start()
     opened.wait()  # both streams have sent their first event: both threads are taken
     start = time.perf_counter()
-    assert httpx.get(wsgi.url + "/", timeout=DEADLINE).text == "ok\n"
+    assert httpx2.get(wsgi.url + "/", timeout=DEADLINE).text == "ok\n"
     waited = time.perf_counter() - start
     for reader in readers:
         reader.join()
     assert waited > 1.0, f"the plain request took {waited:.3f} s: it did not wait for a thread"
     # With the streams gone, the same request answers at once.
     start = time.perf_counter()
-    httpx.get(wsgi.url + "/", timeout=DEADLINE)
+    httpx2.get(wsgi.url + "/", timeout=DEADLINE)
     assert time.perf_counter() - start < 1.0
 
 
@@ -192,16 +194,16 @@ def test_wsgi_notices_a_gone_client_only_when_a_write_fails(
     """No heartbeat: the generator sleeps on. Heartbeats: it is closed within a few beats."""
 
     def counts(name: str = "events") -> dict[str, int]:
-        return httpx.get(f"{wsgi.url}/stats").json().get(name, {})
+        return httpx2.get(f"{wsgi.url}/stats").json().get(name, {})
 
-    with httpx.stream("GET", f"{wsgi.url}/events?interval=30", timeout=DEADLINE) as response:
+    with httpx2.stream("GET", f"{wsgi.url}/events?interval=30", timeout=DEADLINE) as response:
         chunks = response.iter_bytes()
         next(chunks)
     time.sleep(0.5)  # nothing can wake a generator sleeping for 30 s: it is still counted
     assert counts()["active"] == 1 and counts()["cancelled"] == 0
     # The second stream sends a heartbeat every 0.1 s: a write fails soon after it leaves.
     url = f"{wsgi.url}/events?interval=30&heartbeat=0.1"
-    with httpx.stream("GET", url, timeout=DEADLINE) as response:
+    with httpx2.stream("GET", url, timeout=DEADLINE) as response:
         chunks = response.iter_bytes()
         next(chunks)
     wait_for(lambda: counts()["cancelled"] == 1, "the heartbeat stream to be closed")
@@ -209,14 +211,14 @@ def test_wsgi_notices_a_gone_client_only_when_a_write_fails(
 
 
 def test_wsgi_bad_input_gets_a_400_too(wsgi: Server) -> None:
-    response = httpx.get(f"{wsgi.url}/events", headers={"Last-Event-ID": "-3"})
+    response = httpx2.get(f"{wsgi.url}/events", headers={"Last-Event-ID": "-3"})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
 
 
 def test_under_asgi_a_sync_view_hops_to_a_thread_and_an_async_one_does_not(asgi: Server) -> None:
-    assert httpx.get(f"{asgi.url}/async-plain").headers["x-thread"] == "MainThread"
-    assert httpx.get(f"{asgi.url}/").headers["x-thread"] != "MainThread"
+    assert httpx2.get(f"{asgi.url}/async-plain").headers["x-thread"] == "MainThread"
+    assert httpx2.get(f"{asgi.url}/").headers["x-thread"] != "MainThread"
 
 
 def test_wsgi_gzip_holds_events_in_the_compressor_until_the_end() -> None:
@@ -225,7 +227,7 @@ def test_wsgi_gzip_holds_events_in_the_compressor_until_the_end() -> None:
         url = f"{server.url}/countdown?start=3&interval=0.3"
         gunzip, decoder, seen = zlib.decompressobj(16 + zlib.MAX_WBITS), Decoder(), []
         start = time.perf_counter()
-        with httpx.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
+        with httpx2.stream("GET", url, headers={"Accept-Encoding": "gzip"}) as response:
             assert response.headers["content-encoding"] == "gzip"
             for chunk in response.iter_raw():  # still compressed: decode it ourselves
                 events = decoder.feed(gunzip.decompress(chunk))
@@ -245,9 +247,9 @@ def test_the_safe_gzip_middleware_leaves_event_streams_alone(
         seen = event_arrivals(f"{server.url}/countdown?start=3&interval=0.3", headers=gzip)
         assert [a.event.data for a in seen] == ["3", "2", "1", LIFTOFF]
         assert spread(seen) > 0.6, "not streamed"
-        with httpx.stream("GET", f"{server.url}/countdown?start=1&interval=0", headers=gzip) as r:
+        with httpx2.stream("GET", f"{server.url}/countdown?start=1&interval=0", headers=gzip) as r:
             assert "content-encoding" not in r.headers
-        page = httpx.get(f"{server.url}/?size=5000", headers=gzip)
+        page = httpx2.get(f"{server.url}/?size=5000", headers=gzip)
         assert page.headers["content-encoding"] == "gzip", "pages are still compressed"
     finally:
         server.stop()
@@ -272,7 +274,7 @@ def test_two_slow_sync_views_under_asgi_run_side_by_side(asgi: Server) -> None:
 
     def get() -> None:
         start = time.perf_counter()
-        response = httpx.get(f"{asgi.url}/slow?seconds=2", timeout=DEADLINE)
+        response = httpx2.get(f"{asgi.url}/slow?seconds=2", timeout=DEADLINE)
         response.raise_for_status()
         threads.add(response.headers["x-thread"])
         took.append(time.perf_counter() - start)
@@ -289,24 +291,24 @@ def test_two_slow_sync_views_under_asgi_run_side_by_side(asgi: Server) -> None:
 
 @pytest.mark.parametrize("how", ["whole", "stream", "wrong"])
 def test_every_download_sends_the_same_bytes(asgi: Server, how: str) -> None:
-    response = httpx.get(f"{asgi.url}/download?mb=1&how={how}")
+    response = httpx2.get(f"{asgi.url}/download?mb=1&how={how}")
     assert response.headers["content-disposition"] == 'attachment; filename="generated.bin"'
     assert response.content == bytes(range(256)) * 4096
 
 
 def test_a_download_of_the_wrong_kind_warns(asgi: Server) -> None:
-    httpx.get(f"{asgi.url}/download?mb=1&how=wrong").raise_for_status()
+    httpx2.get(f"{asgi.url}/download?mb=1&how=wrong").raise_for_status()
     assert "must consume synchronous iterators" in asgi.log_tail(50)
 
 
 def test_a_streamed_download_under_wsgi_sends_the_same_bytes(wsgi: Server) -> None:
-    response = httpx.get(f"{wsgi.url}/download?mb=1&how=stream")
+    response = httpx2.get(f"{wsgi.url}/download?mb=1&how=stream")
     assert response.content == bytes(range(256)) * 4096
 
 
 @pytest.mark.parametrize("query", ["mb=0", "mb=2000", "mb=x", "how=all"])
 def test_a_bad_download_gets_a_400(asgi: Server, query: str) -> None:
-    response = httpx.get(f"{asgi.url}/download?{query}")
+    response = httpx2.get(f"{asgi.url}/download?{query}")
     assert response.status_code == 400 and "mb a whole number" in response.json()["detail"]
 
 
@@ -333,11 +335,11 @@ def test_the_log_tail_sends_each_line_as_it_is_written(
     writer.join()
     assert [a.event.data for a in seen] == ["first", "second line", "third line"]
     assert seen[2].seconds - seen[0].seconds > 0.8, "each line came as it was written"
-    assert httpx.get(f"{server.url}/log-tail?limit=0").status_code == 400
+    assert httpx2.get(f"{server.url}/log-tail?limit=0").status_code == 400
 
 
 def test_the_log_tail_without_a_file_is_a_404(asgi: Server) -> None:
-    response = httpx.get(f"{asgi.url}/log-tail")
+    response = httpx2.get(f"{asgi.url}/log-tail")
     assert response.status_code == 404 and "DJANGO_LOG_TAIL" in response.json()["detail"]
 
 

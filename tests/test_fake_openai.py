@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 import pydantic
 import pytest
@@ -51,7 +51,7 @@ def async_client(server: Server) -> openai.AsyncOpenAI:
 
 
 def stats(server: Server) -> dict[str, int]:
-    return httpx.get(f"{server.url}/stats").json()
+    return httpx2.get(f"{server.url}/stats").json()
 
 
 def user(text: str) -> list[dict[str, str]]:
@@ -131,14 +131,14 @@ def test_chat_async_client_streams(llm: Server) -> None:
 def test_chat_wire_format_matches_the_openai_types(llm: Server) -> None:
     body = {"model": "m", "messages": user(HELLO), "stream": True}
     headers = {"authorization": "Bearer sk-test"}
-    raw = httpx.post(f"{llm.url}/v1/chat/completions", json=body, headers=headers)
+    raw = httpx2.post(f"{llm.url}/v1/chat/completions", json=body, headers=headers)
     assert raw.headers["content-type"].startswith("text/event-stream")
     assert raw.content.endswith(b"data: [DONE]\n\n")
     events = Decoder().feed(raw.content)
     assert events[-1].data == "[DONE]"
     chunks = [ChatCompletionChunk.model_validate_json(e.data) for e in events[:-1]]
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == HELLO_REPLY
-    whole = httpx.post(
+    whole = httpx2.post(
         f"{llm.url}/v1/chat/completions", json={**body, "stream": False}, headers=headers
     )
     ChatCompletion.model_validate(whole.json())
@@ -197,12 +197,12 @@ def test_responses_stream_helper_sync_and_async(llm: Server, api: openai.OpenAI)
 def test_responses_wire_format_matches_the_openai_types(llm: Server) -> None:
     headers = {"authorization": "Bearer sk-test"}
     body = {"model": "m", "input": [{"role": "user", "content": "hi"}], "stream": True}
-    raw = httpx.post(f"{llm.url}/v1/responses", json=body, headers=headers)
+    raw = httpx2.post(f"{llm.url}/v1/responses", json=body, headers=headers)
     adapter = pydantic.TypeAdapter(ResponseStreamEvent)
     for event in Decoder().feed(raw.content):
         parsed = adapter.validate_json(event.data)
         assert event.event == parsed.type  # the SSE event name repeats the JSON type
-    whole = httpx.post(f"{llm.url}/v1/responses", json={**body, "stream": False}, headers=headers)
+    whole = httpx2.post(f"{llm.url}/v1/responses", json={**body, "stream": False}, headers=headers)
     Response.model_validate(whole.json())
 
 
@@ -218,7 +218,7 @@ def test_bad_or_missing_key_is_a_401(llm: Server) -> None:
     with bad, pytest.raises(openai.AuthenticationError) as caught:
         bad.chat.completions.create(model="m", messages=user("hi"))
     assert caught.value.code == "invalid_api_key"
-    missing = httpx.post(f"{llm.url}/v1/responses", json={"model": "m", "input": "hi"})
+    missing = httpx2.post(f"{llm.url}/v1/responses", json={"model": "m", "input": "hi"})
     assert missing.status_code == 401
     assert "didn't provide an API key" in missing.json()["error"]["message"]
 
@@ -271,7 +271,7 @@ AUTH = {"authorization": "Bearer sk-test"}
 ENDPOINTS = ["/v1/chat/completions", "/v1/responses"]
 
 
-def assert_openai_400(response: httpx.Response, *words: str) -> dict[str, Any]:
+def assert_openai_400(response: httpx2.Response, *words: str) -> dict[str, Any]:
     """A 400 with OpenAI's error object, whose message says each of `words`."""
     assert response.status_code == 400, response.text
     error = response.json()["error"]
@@ -298,7 +298,7 @@ def test_a_body_that_is_not_a_json_object_is_a_400(
     llm: Server, path: str, body: bytes, words: list[str]
 ) -> None:
     headers = {**AUTH, "content-type": "application/json"}
-    assert_openai_400(httpx.post(f"{llm.url}{path}", content=body, headers=headers), *words)
+    assert_openai_400(httpx2.post(f"{llm.url}{path}", content=body, headers=headers), *words)
 
 
 @pytest.mark.parametrize(
@@ -313,7 +313,7 @@ def test_a_body_that_is_not_a_json_object_is_a_400(
 def test_chat_fields_checked_as_the_real_api_does(
     llm: Server, fields: dict[str, Any], param: str | None, words: list[str]
 ) -> None:
-    response = httpx.post(f"{llm.url}/v1/chat/completions", json=fields, headers=AUTH)
+    response = httpx2.post(f"{llm.url}/v1/chat/completions", json=fields, headers=AUTH)
     if param is None:  # null means "not given", as in the real API
         assert response.status_code == 200
     else:
@@ -386,7 +386,7 @@ def test_a_malformed_knob_is_a_400_that_names_it(
         api.chat.completions.create(model="m", messages=user("hi"), extra_headers={header: value})
     for word in words:
         assert word in caught.value.message
-    raw = httpx.post(
+    raw = httpx2.post(
         f"{llm.url}/v1/responses",
         json={"model": "m", "input": "hi"},
         headers={**AUTH, header: value},
@@ -423,7 +423,7 @@ def test_a_client_that_leaves_cancels_the_generation(llm: Server) -> None:
     body = {"model": "m", "messages": user("hi"), "stream": True}
     # 400 tokens at 20 per second: 20 s unless the server stops when the client leaves.
     headers = {"authorization": "Bearer sk-test", "x-fake-tps": "20", "x-fake-tokens": "400"}
-    with httpx.stream("POST", f"{llm.url}/v1/chat/completions", json=body, headers=headers) as r:
+    with httpx2.stream("POST", f"{llm.url}/v1/chat/completions", json=body, headers=headers) as r:
         lines = r.iter_lines()
         assert json.loads(next(lines).removeprefix("data: "))["object"] == "chat.completion.chunk"
         assert stats(llm)["active"] == before["active"] + 1

@@ -8,7 +8,8 @@ import statistics
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx  # only for httpx-sse: its connect_sse takes an httpx.Client, not an httpx2 one
+import httpx2
 import pytest
 from httpx_sse import connect_sse
 
@@ -30,9 +31,9 @@ def app() -> Iterator[Server]:
         yield server
 
 
-def read_events(url: str, method: str = "GET", **kwargs: object) -> tuple[httpx.Response, bytes]:
+def read_events(url: str, method: str = "GET", **kwargs: object) -> tuple[httpx2.Response, bytes]:
     """The response and its whole body, read as a stream."""
-    with httpx.stream(method, url, timeout=20, **kwargs) as response:  # type: ignore[arg-type]
+    with httpx2.stream(method, url, timeout=20, **kwargs) as response:  # type: ignore[arg-type]
         return response, response.read()
 
 
@@ -41,7 +42,7 @@ def decode(body: bytes) -> list[Event]:
     return decoder.feed(body) + decoder.close()
 
 
-def assert_sse_headers(response: httpx.Response) -> None:
+def assert_sse_headers(response: httpx2.Response) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
@@ -55,7 +56,7 @@ def test_countdown_streams_one_event_per_interval(app: Server) -> None:
     arrivals: list[float] = []
     decoder = Decoder()
     events: list[Event] = []
-    with httpx.stream("GET", f"{app.url}/countdown?start=3&interval=0.3", timeout=20) as response:
+    with httpx2.stream("GET", f"{app.url}/countdown?start=3&interval=0.3", timeout=20) as response:
         assert_sse_headers(response)
         start = time.perf_counter()
         for chunk in response.iter_bytes():
@@ -74,7 +75,7 @@ def test_countdown_defaults_are_the_seeds(app: Server) -> None:
 
 
 def test_countdown_plain_has_no_framing(app: Server) -> None:
-    response = httpx.get(f"{app.url}/countdown-plain")
+    response = httpx2.get(f"{app.url}/countdown-plain")
     assert response.text == f"54321{LIFTOFF}"  # where does one message end? nobody can tell
 
 
@@ -138,7 +139,7 @@ def test_resume_after_an_id_in_the_url(app: Server) -> None:
     url = f"{app.url}/events?limit=1&interval=0&lastEventId=41"
     _, body = read_events(url, headers={"Last-Event-ID": "7"})
     assert [e.id for e in decode(body)] == ["8"]
-    bad = httpx.get(f"{app.url}/events?lastEventId=x")
+    bad = httpx2.get(f"{app.url}/events?lastEventId=x")
     assert bad.status_code == 400
     assert "lastEventId" in bad.json()["detail"]
 
@@ -152,14 +153,14 @@ def test_reconnecting_client_loses_and_duplicates_nothing(app: Server) -> None:
 def test_until_ends_the_stream_and_204_stops_reconnection(app: Server) -> None:
     events = read_with_resume(f"{app.url}/events?limit=4&until=6&interval=0&retry=10", 100)
     assert [e.id for e in events] == ["1", "2", "3", "4", "5", "6"]
-    response = httpx.get(f"{app.url}/events?until=6", headers={"Last-Event-ID": "6"})
+    response = httpx2.get(f"{app.url}/events?until=6", headers={"Last-Event-ID": "6"})
     assert response.status_code == 204
     assert response.content == b""
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "1 2", "３".encode(), "9" * 19])
 def test_malformed_last_event_id_is_a_clear_400(app: Server, bad: str | bytes) -> None:
-    response = httpx.get(f"{app.url}/events?limit=1", headers={"Last-Event-ID": bad})
+    response = httpx2.get(f"{app.url}/events?limit=1", headers={"Last-Event-ID": bad})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
 
@@ -192,7 +193,7 @@ def test_echo_sends_text_as_is_then_204(app: Server) -> None:
     response, body = read_events(f"{app.url}/echo", params={"text": payload})
     assert_sse_headers(response)
     assert [(e.data, e.id) for e in decode(body)] == [(payload, "1")]
-    again = httpx.get(f"{app.url}/echo", params={"text": payload}, headers={"Last-Event-ID": "1"})
+    again = httpx2.get(f"{app.url}/echo", params={"text": payload}, headers={"Last-Event-ID": "1"})
     assert again.status_code == 204
 
 
@@ -215,25 +216,25 @@ def test_data_is_json_and_raw_data_is_as_is(app: Server, text: str) -> None:
 
 
 def test_data_vs_raw_on_the_wire(app: Server) -> None:
-    assert httpx.get(f"{app.url}/data-vs-raw").content == b'data: "hello"\n\ndata: hello\n\n'
+    assert httpx2.get(f"{app.url}/data-vs-raw").content == b'data: "hello"\n\ndata: hello\n\n'
 
 
 def test_headers_log_records_last_event_id(app: Server) -> None:
     read_events(f"{app.url}/events?limit=1&interval=0", headers={"Last-Event-ID": "99"})
-    log = httpx.get(f"{app.url}/headers-log").json()
+    log = httpx2.get(f"{app.url}/headers-log").json()
     assert log[-1]["path"] == "/events"
     assert log[-1]["last_event_id"] == "99"
 
 
 def test_page_and_static_files(app: Server) -> None:
-    page = httpx.get(f"{app.url}/")
+    page = httpx2.get(f"{app.url}/")
     assert page.status_code == 200
     assert 'src="static/app.js"' in page.text  # relative: works behind a proxy prefix
-    script = httpx.get(f"{app.url}/static/app.js")
+    script = httpx2.get(f"{app.url}/static/app.js")
     assert script.status_code == 200
     assert "innerHTML" not in script.text.replace("never innerHTML", "")
     assert 'import("./sse.js")' in script.text  # the shared parser, relative to app.js
-    parser = httpx.get(f"{app.url}/static/sse.js")
+    parser = httpx2.get(f"{app.url}/static/sse.js")
     assert parser.status_code == 200
     assert "export class EventStreamParser" in parser.text
 
@@ -245,17 +246,17 @@ def test_generator_is_torn_down_when_the_client_leaves(serve, wait_for) -> None:
     server = serve(APP)
 
     def stats() -> dict[str, int]:
-        return httpx.get(f"{server.url}/stats").json().get("events", {})
+        return httpx2.get(f"{server.url}/stats").json().get("events", {})
 
     # An endless stream: once its client has gone, only a cancellation can end it.
-    with httpx.stream("GET", f"{server.url}/events?interval=0.05", timeout=20) as response:
+    with httpx2.stream("GET", f"{server.url}/events?interval=0.05", timeout=20) as response:
         decoder = Decoder()
         got: list[Event] = []
         for chunk in response.iter_bytes():
             got += decoder.feed(chunk)
             if len(got) >= 3:
                 assert stats()["active"] == 1  # still reading: the generator runs
-                break  # leaving the loop closes the connection (httpx closes the stream)
+                break  # leaving the loop closes the connection (httpx2 closes the stream)
     wait_for(lambda: stats().get("active") == 0, "the generator outlived its client")
     assert stats() == {"active": 0, "finished": 0, "cancelled": 1, "failed": 0}
 
@@ -264,7 +265,7 @@ def test_finished_streams_are_counted_as_finished(serve) -> None:  # type: ignor
     server = serve(APP)
     read_events(f"{server.url}/events?limit=2&interval=0")
     read_events(f"{server.url}/countdown?start=1&interval=0")
-    stats = httpx.get(f"{server.url}/stats").json()
+    stats = httpx2.get(f"{server.url}/stats").json()
     assert stats["events"] == {"active": 0, "finished": 1, "cancelled": 0, "failed": 0}
     assert stats["countdown"]["finished"] == 1
 
@@ -302,7 +303,7 @@ def test_sync_streams_hold_a_worker_thread_each(serve) -> None:  # type: ignore[
     # With one thread left, nobody waits: the limit is exactly 40.
     waits = seconds_behind_open_streams(server.url, countdown, 39, probes[1:])
     assert max(waits.values()) < hold / 3, waits
-    counts = httpx.get(f"{server.url}/stats").json()["countdown"]
+    counts = httpx2.get(f"{server.url}/stats").json()["countdown"]
     assert counts == {"active": 0, "finished": 40 + 39 + 2, "cancelled": 0, "failed": 0}
 
 
@@ -310,17 +311,17 @@ def test_an_abandoned_sync_generator_is_closed_by_the_garbage_collector(serve) -
     server = serve(APP)
 
     def counts() -> dict[str, int]:
-        return httpx.get(f"{server.url}/stats").json()["countdown"]
+        return httpx2.get(f"{server.url}/stats").json()["countdown"]
 
     countdown = f"{server.url}/countdown?start=3&interval=0.1"
-    with httpx.stream("GET", countdown, timeout=20) as response:
+    with httpx2.stream("GET", countdown, timeout=20) as response:
         next(response.iter_raw())  # the first event, then hang up
     read_events(countdown)  # the same countdown, started later, read to its end
     # The abandoned one never finishes: nobody asks its generator for the next event. Its
     # `with` block ends (as "cancelled") only when Python frees it: not at the disconnect.
     before = counts()
     assert before["finished"] == 1 and before["active"] + before["cancelled"] == 1, before
-    httpx.post(f"{server.url}/gc")
+    httpx2.post(f"{server.url}/gc")
     assert counts() == {"active": 0, "finished": 1, "cancelled": 1, "failed": 0}
 
 
@@ -328,7 +329,7 @@ def test_an_abandoned_sync_generator_is_closed_by_the_garbage_collector(serve) -
 
 
 def test_cors_is_off_unless_configured(app: Server) -> None:
-    response = httpx.get(f"{app.url}/ping", headers={"Origin": "http://127.0.0.1:1"})
+    response = httpx2.get(f"{app.url}/ping", headers={"Origin": "http://127.0.0.1:1"})
     assert "access-control-allow-origin" not in response.headers
 
 
@@ -338,5 +339,5 @@ def test_cors_allows_configured_origins_with_credentials(serve) -> None:  # type
     response, _ = read_events(f"{server.url}/events?limit=1&interval=0", headers={"Origin": origin})
     assert response.headers["access-control-allow-origin"] == origin
     assert response.headers["access-control-allow-credentials"] == "true"
-    other = httpx.get(f"{server.url}/ping", headers={"Origin": "http://evil.example"})
+    other = httpx2.get(f"{server.url}/ping", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in other.headers

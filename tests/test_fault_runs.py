@@ -10,7 +10,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.room_runs import away_while_publishing, in_memory_room
@@ -158,7 +158,7 @@ def test_nginx_default_health_check_turns_two_worker_failures_into_502_for_every
     started.extend([default, without_check])
 
     workers["A"].kill()
-    with httpx.Client() as client:
+    with httpx2.Client() as client:
         answers = [client.get(f"{default.url}/") for _ in range(2)]  # round robin tries A
         assert [a.headers["x-worker"] for a in answers] == ["B", "B"]
         workers["A"].restart()

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import httpx2
 import pytest
 
 from server.course.launcher import Server, free_port, start_app, start_command
@@ -126,7 +126,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         ) as server,
     ):
         # The extension as this environment configures it, not forced on: as on the hub image.
-        probe = httpx.get(f"{server.url}{PREFIX}proxy/1/", params={"token": token})
+        probe = httpx2.get(f"{server.url}{PREFIX}proxy/1/", params={"token": token})
         if probe.status_code == 404:
             pytest.fail(
                 "jupyter-server-proxy is not enabled in this environment's Jupyter server: "
@@ -192,7 +192,7 @@ def all_ids(page: Any) -> list[int]:
 
 def test_browser_url_goes_through_the_hub(hub: Hub, streams: Server) -> None:
     assert streams.browser_url("/") == f"{PREFIX}proxy/{streams.port}/"
-    answer = httpx.get(f"{hub.origin}{streams.browser_url('/')}", params={"token": hub.token})
+    answer = httpx2.get(f"{hub.origin}{streams.browser_url('/')}", params={"token": hub.token})
     assert answer.status_code == 200 and "<title>SSE course" in answer.text
 
 
@@ -278,7 +278,7 @@ def test_the_proxy_does_not_tell_the_server_that_the_browser_left(
     # the stream ("cancelled"); through jupyter-server-proxy it goes on to its end, unread
     # ("finished"): an endless stream would run until the proxy's 7,200 s timeout.
     def leave_after_three(url: str, headers: dict[str, str]) -> None:
-        with httpx.stream("GET", url, headers=headers, timeout=10) as response:
+        with httpx2.stream("GET", url, headers=headers, timeout=10) as response:
             decoder, seen = Decoder(), 0
             for chunk in response.iter_bytes():
                 seen += len(decoder.feed(chunk))
@@ -286,7 +286,7 @@ def test_the_proxy_does_not_tell_the_server_that_the_browser_left(
                     return
 
     def ended(kind: str) -> bool:
-        httpx.post(f"{streams.url}/stats/reset")
+        httpx2.post(f"{streams.url}/stats/reset")
         stream = "/events?interval=0.05&limit=20"
         accept = {"Accept": "text/event-stream", "Authorization": f"token {hub.token}"}
         direct = kind == "direct"
@@ -296,7 +296,7 @@ def test_the_proxy_does_not_tell_the_server_that_the_browser_left(
         )
         deadline = time.monotonic() + DEADLINE / 1000  # the stream's own end is 1 s away
         while time.monotonic() < deadline:
-            stats = httpx.get(f"{streams.url}/stats").json()["events"]
+            stats = httpx2.get(f"{streams.url}/stats").json()["events"]
             if stats["active"] == 0:
                 return bool(stats["finished"] == 1)
             time.sleep(0.05)
@@ -321,7 +321,7 @@ def test_a_server_restart_behind_the_proxy_needs_the_page_level_retry(page: Any,
         first.kill()  # a crash (and no wait for the streams the proxy keeps open)
     # A refused connection behind the proxy is an HTTP error for the browser, not a lost
     # connection: EventSource gives up at once, only the page's own retry comes back.
-    refused = httpx.get(
+    refused = httpx2.get(
         f"{hub.origin}{first.browser_url('/events')}",
         headers={"Accept": "text/event-stream", "Authorization": f"token {hub.token}"},
     )

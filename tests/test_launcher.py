@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from server.course import binaries, launcher, reaper, supervisor
@@ -42,7 +42,7 @@ def test_app_starts_answers_logs_and_stops() -> None:
     with start_app("endless:app", args=["--app-dir", APPS]) as app:
         assert app.running
         assert app.url == f"http://127.0.0.1:{app.port}"
-        with httpx.stream("GET", app.url) as response:
+        with httpx2.stream("GET", app.url) as response:
             assert response.headers["content-type"] == "text/event-stream"
             assert next(response.iter_bytes()).startswith(b": ping")
         assert "Uvicorn running" in app.log_tail()
@@ -55,7 +55,7 @@ def test_stop_escalates_when_a_stream_keeps_uvicorn_waiting() -> None:
     # for the endless stream for an hour: only SIGKILL ends it.
     args = ["--app-dir", APPS, "--timeout-graceful-shutdown", "3600"]
     app = start_app("endless:app", args=args)
-    with httpx.stream("GET", app.url) as response:
+    with httpx2.stream("GET", app.url) as response:
         next(response.iter_bytes())
         started = time.monotonic()
         code = app.stop(timeout=1)
@@ -132,7 +132,7 @@ def test_an_impostor_on_the_chosen_port_is_not_taken_for_the_app(
         with start_app("peer:app", args=["--app-dir", APPS]) as app:
             assert app.port != taken
             assert _owns_its_port(app)
-            assert httpx.get(app.url).text.isdigit()
+            assert httpx2.get(app.url).text.isdigit()
 
 
 @pytest.mark.nginx
@@ -150,18 +150,18 @@ def test_an_impostor_on_the_chosen_port_is_not_taken_for_nginx(
         with start_nginx([app]) as proxy:
             assert proxy.port != taken
             assert _owns_its_port(proxy)
-            assert httpx.get(proxy.url).text.isdigit()
+            assert httpx2.get(proxy.url).text.isdigit()
 
 
 def test_kill_cuts_streams_at_once_and_restart_brings_the_server_back() -> None:
     """Lesson 09's crash: SIGKILL, no graceful shutdown, then the same server on the same port."""
     with start_app("endless:app", args=["--app-dir", APPS]) as app:
         port = app.port
-        with httpx.stream("GET", app.url) as response:
+        with httpx2.stream("GET", app.url) as response:
             chunks = response.iter_bytes()
             next(chunks)
             assert app.kill() == -signal.SIGKILL  # stop() would exit 0, gracefully
-            with pytest.raises(httpx.RemoteProtocolError):
+            with pytest.raises(httpx2.RemoteProtocolError):
                 for _ in chunks:
                     pass
         assert app not in launcher.running_servers()
@@ -169,7 +169,7 @@ def test_kill_cuts_streams_at_once_and_restart_brings_the_server_back() -> None:
         assert (app.port, app.running) == (port, True)
         assert app in launcher.running_servers()
         assert _owns_its_port(app)
-        with httpx.stream("GET", app.url) as response:
+        with httpx2.stream("GET", app.url) as response:
             assert next(response.iter_bytes()).startswith(b": ping")
         assert app.log_path.read_text().count("Uvicorn running on") == 2  # one log, two lives
     assert not app.running
@@ -186,7 +186,7 @@ def test_kill_takes_the_whole_process_group() -> None:
             time.sleep(0.05)
         assert [pid for pid in members if _alive(pid)] == []
         proxy.restart()
-        assert httpx.get(proxy.url).text.isdigit()
+        assert httpx2.get(proxy.url).text.isdigit()
 
 
 def test_start_command_runs_any_http_server_on_the_port_it_reports() -> None:
@@ -195,7 +195,7 @@ def test_start_command_runs_any_http_server_on_the_port_it_reports() -> None:
     with start_command(command, listening=r"Serving HTTP on \S+ port (\d+)") as server:
         assert server.workdir is not None
         (server.workdir / "hello.txt").write_text("hello")
-        assert httpx.get(server.url + "/hello.txt").text == "hello"
+        assert httpx2.get(server.url + "/hello.txt").text == "hello"
         assert _owns_its_port(server)
         assert server.name == "http.server"
 
@@ -206,7 +206,7 @@ def test_start_command_runs_gunicorn_as_lesson_07_will() -> None:
     command += ["--workers", "1", "--threads", "4", "--no-control-socket"]
     command += ["--chdir", APPS, "hello_wsgi:application"]
     with start_command(command, listening=launcher.GUNICORN_LISTENING) as server:
-        assert httpx.get(server.url).text == "hello from WSGI"
+        assert httpx2.get(server.url).text == "hello from WSGI"
         assert _owns_its_port(server)
 
 
@@ -238,7 +238,7 @@ def test_binary_override_must_be_executable(monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.nginx
 def test_nginx_proxies_to_an_app_and_rejects_a_bad_config() -> None:
     with start_app("endless:app", args=["--app-dir", APPS]) as app:
-        with start_nginx([app]) as proxy, httpx.stream("GET", proxy.url) as response:
+        with start_nginx([app]) as proxy, httpx2.stream("GET", proxy.url) as response:
             assert response.status_code == 200
             assert next(response.iter_bytes()).startswith(b": ping")
         assert "proxy_buffering off;" in (proxy.workdir / "nginx.conf").read_text()
@@ -252,7 +252,7 @@ def test_nginx_reuses_its_upstream_connections() -> None:
     with (
         start_app("peer:app", args=["--app-dir", APPS]) as app,
         start_nginx([app]) as proxy,
-        httpx.Client() as client,
+        httpx2.Client() as client,
     ):
         ports = [client.get(proxy.url).text for _ in range(10)]
     # One connection is expected; a second one is allowed in case the loaded machine stalls

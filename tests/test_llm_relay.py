@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import httpx2
 import nbformat
 import openai
@@ -51,7 +50,7 @@ def relay_to(serve: Callable[..., Server], llm: Server, **env: str) -> Server:
     return serve("server.apps.llm_relay:app", env=env)
 
 
-def events(response: httpx.Response) -> list[Event]:
+def events(response: httpx2.Response) -> list[Event]:
     decoder = Decoder()
     return [e for chunk in response.iter_bytes() for e in decoder.feed(chunk)]
 
@@ -113,7 +112,7 @@ async def collect(chunks: list[dict[str, Any]], fail: bool = False) -> list[Even
         for c in chunks:
             yield c
         if fail:
-            raise openai.APIError("boom", request=httpx.Request("POST", "http://x"), body=None)
+            raise openai.APIError("boom", request=httpx2.Request("POST", "http://x"), body=None)
 
     decoder = Decoder()
     return [e async for piece in llm_relay.relay_events(source()) for e in decoder.feed(piece)]
@@ -209,7 +208,7 @@ def test_assemble_reply_keeps_usage() -> None:
 
 
 def test_get_chat_streams_the_reply(relay: Server) -> None:
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
+    with httpx2.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-accel-buffering"] == "no"
         received = events(response)
@@ -226,26 +225,26 @@ def test_post_chat_takes_a_conversation(relay: Server) -> None:
         {"role": "assistant", "content": "hi"},
         {"role": "user", "content": HELLO},
     ]
-    with httpx.stream("POST", f"{relay.url}/chat", json={"messages": messages}) as response:
+    with httpx2.stream("POST", f"{relay.url}/chat", json={"messages": messages}) as response:
         assert text_of(events(response)) == HELLO_REPLY
-    bad = httpx.post(f"{relay.url}/chat", json={"messages": [{"role": "robot", "content": ""}]})
+    bad = httpx2.post(f"{relay.url}/chat", json={"messages": [{"role": "robot", "content": ""}]})
     assert bad.status_code == 422
 
 
 def test_config_and_chat_page(relay: Server, llm: Server) -> None:
-    config = httpx.get(f"{relay.url}/config").json()
+    config = httpx2.get(f"{relay.url}/config").json()
     assert config == {
         "upstream": f"the server at {llm.url}/v1", "model": "gpt-4o-mini",
         "heartbeat": 15.0, "timeout": 60.0, "max_retries": 1,
     }  # fmt: skip
     assert type(config["max_retries"]) is int  # a count, not 1.0
-    page = httpx.get(f"{relay.url}/").text
+    page = httpx2.get(f"{relay.url}/").text
     assert '<script type="module" src="chat.js">' in page  # relative: works behind a proxy
     for name in ("chat.js", "markdown.js", "sse.js"):  # chat.js imports the other two
-        script = httpx.get(f"{relay.url}/{name}")
+        script = httpx2.get(f"{relay.url}/{name}")
         assert script.headers["content-type"].startswith("text/javascript"), name
         assert "innerHTML" not in script.text.replace("never innerHTML", ""), name
-    assert 'from "./markdown.js"' in httpx.get(f"{relay.url}/chat.js").text
+    assert 'from "./markdown.js"' in httpx2.get(f"{relay.url}/chat.js").text
 
 
 def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> None:
@@ -255,9 +254,9 @@ def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> N
     relay = relay_to(serve, slow)
 
     def stats() -> dict[str, int]:
-        return httpx.get(f"{slow.url}/stats").json()
+        return httpx2.get(f"{slow.url}/stats").json()
 
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
+    with httpx2.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
         pieces = response.iter_bytes()
         assert next(pieces).startswith(b"data: ")  # the first delta has arrived
         assert stats()["active"] == 1
@@ -274,7 +273,7 @@ def test_failure_mid_stream_becomes_an_error_event(serve: Callable[..., Server])
     env = {"FAKE_OPENAI_TTFT": "0", "FAKE_OPENAI_TPS": "0", "FAKE_OPENAI_FAIL_AFTER": "3"}
     failing = serve("server.apps.fake_openai:app", env=env)
     relay = relay_to(serve, failing)
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
+    with httpx2.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
         assert response.status_code == 200
         received = events(response)
     assert [e.event for e in received] == ["message"] * 3 + ["error"]
@@ -284,7 +283,7 @@ def test_failure_mid_stream_becomes_an_error_event(serve: Callable[..., Server])
 
 def test_rejected_key_is_a_clear_error(serve: Callable[..., Server], llm: Server) -> None:
     relay = relay_to(serve, llm, OPENAI_API_KEY=fake_openai.BAD_KEY)
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
+    with httpx2.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
         received = events(response)
     assert [e.event for e in received] == ["error"]
     error = json.loads(received[0].data)
@@ -307,7 +306,7 @@ def scripted() -> Iterator[Server]:
 
 
 def relayed(relay: Server, message: str) -> list[Event]:
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": message}) as response:
+    with httpx2.stream("GET", f"{relay.url}/chat", params={"message": message}) as response:
         assert response.status_code == 200
         return events(response)
 
@@ -361,7 +360,7 @@ def test_without_an_upstream_the_relay_refuses_to_start(serve: Callable[..., Ser
 def raw_lines(relay: Server, data_events: int) -> list[bytes]:
     """The relay's lines, as sent (comments included), until `data_events` data lines."""
     lines: list[bytes] = []
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
+    with httpx2.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
         buffer = b""
         for chunk in response.iter_bytes():
             buffer += chunk
@@ -402,7 +401,7 @@ def test_the_relay_retries_as_configured(serve: Callable[..., Server], retries: 
     received = relayed(relay, "hi")
     assert [e.event for e in received] == ["error"]
     assert json.loads(received[0].data)["status"] == 429
-    assert httpx.get(f"{limited.url}/stats").json()["requests"] == 1 + retries
+    assert httpx2.get(f"{limited.url}/stats").json()["requests"] == 1 + retries
 
 
 def test_closing_the_upstream_is_shielded_and_bounded() -> None:
@@ -477,7 +476,7 @@ def plain_events(llm: Server, message: str = HELLO, **headers: str) -> list[Even
 
 
 def test_the_plain_relay_sends_what_the_relay_sends(relay: Server, llm: Server) -> None:
-    with httpx.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
+    with httpx2.stream("GET", f"{relay.url}/chat", params={"message": HELLO}) as response:
         fast = events(response)
     plain = plain_events(llm)
     assert [(e.event, json.loads(e.data)) for e in plain] == [
@@ -512,10 +511,10 @@ def test_the_plain_relay_stops_the_upstream_when_its_reader_leaves(
 
     asyncio.run(read_two_and_leave())
     left = time.monotonic()
-    while httpx.get(f"{slow.url}/stats").json()["cancelled"] == 0:
+    while httpx2.get(f"{slow.url}/stats").json()["cancelled"] == 0:
         assert time.monotonic() - left < 10, "the upstream was not stopped"  # a deadline
         time.sleep(0.01)
-    assert httpx.get(f"{slow.url}/stats").json()["tokens"] < 400
+    assert httpx2.get(f"{slow.url}/stats").json()["tokens"] < 400
 
 
 def test_status_of_is_the_http_status_only_api_status_errors_have() -> None:
@@ -539,16 +538,16 @@ def test_the_seeds_chat_streams_but_its_model_runs_on_after_the_client_left(
     )
     env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test"}
     seed = serve("server.apps.seed_chat:app", env=env)
-    whole = httpx.get(f"{seed.url}/sse/chat", params={"message": HELLO}).content
+    whole = httpx2.get(f"{seed.url}/sse/chat", params={"message": HELLO}).content
     assert [e.data for e in Decoder().feed(whole)] == [*fake_openai.tokenize(HELLO_REPLY), "[DONE]"]
 
     message = "Tell me about SSE"
     full = len(fake_openai.tokenize(fake_openai.reply_for(message)))
-    before = httpx.get(f"{llm.url}/stats").json()
-    with httpx.stream("GET", f"{seed.url}/sse/chat", params={"message": message}) as response:
+    before = httpx2.get(f"{llm.url}/stats").json()
+    with httpx2.stream("GET", f"{seed.url}/sse/chat", params={"message": message}) as response:
         assert next(response.iter_bytes()).startswith(b"data: ")
     left = time.monotonic()
-    while (after := httpx.get(f"{llm.url}/stats").json())["active"] > before["active"]:
+    while (after := httpx2.get(f"{llm.url}/stats").json())["active"] > before["active"]:
         assert time.monotonic() - left < 10, "the generation never ended"  # a deadline
         time.sleep(0.01)
     assert after["finished"] - before["finished"] == 1 and after["cancelled"] == before["cancelled"]
@@ -583,10 +582,10 @@ def test_the_real_model_cell_measures_a_server_named_by_its_base_url_alone(
 ) -> None:
     """Ollama and vLLM need only OPENAI_BASE_URL: the cell must measure them, not say that
     no key is configured."""
-    before = httpx.get(f"{llm.url}/stats").json()["requests"]
+    before = httpx2.get(f"{llm.url}/stats").json()["requests"]
     printed = run_real_model_cell(monkeypatch, tmp_path, OPENAI_BASE_URL=f"{llm.url}/v1")
     assert "first token after" in printed and f"{llm.url}/v1" in printed, printed
-    assert httpx.get(f"{llm.url}/stats").json()["requests"] == before + 1
+    assert httpx2.get(f"{llm.url}/stats").json()["requests"] == before + 1
 
 
 def test_the_real_model_cell_without_a_model_says_what_to_set(

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.load import HeldStreams, StreamRecord, plain_latency
@@ -63,7 +63,7 @@ def test_streams_stay_open_until_the_block_ends_and_nothing_is_left_open(
     server = serve(FASTAPI)
 
     def active() -> int:
-        return int(httpx.get(f"{server.url}/stats").json().get("events", {}).get("active", 0))
+        return int(httpx2.get(f"{server.url}/stats").json().get("events", {}).get("active", 0))
 
     async def scenario() -> tuple[HeldStreams, int, int]:
         async with HeldStreams(f"{server.url}/events?interval=60", 20) as held:

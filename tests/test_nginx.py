@@ -20,7 +20,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.delivery import Delivery, deliveries
@@ -69,10 +69,10 @@ def read_ids(url: str) -> tuple[list[str], str]:
     ids: list[str] = []
     decoder = Decoder()
     try:
-        with httpx.stream("GET", url, timeout=30) as response:
+        with httpx2.stream("GET", url, timeout=30) as response:
             for chunk in response.iter_bytes():
                 ids += [event.id or "" for event in decoder.feed(chunk)]
-    except httpx.HTTPError as error:
+    except httpx2.HTTPError as error:
         return ids, type(error).__name__
     return ids, "ended"
 
@@ -163,7 +163,7 @@ def app_connections(app: Server, location: str, keepalive: int | None = 16) -> i
     """Connections the app saw for 5 requests in a row through nginx (its X-Peer-Port)."""
     with (
         start_nginx([app], location=location, keepalive=keepalive) as proxy,
-        httpx.Client() as client,
+        httpx2.Client() as client,
     ):
         answers = [client.get(f"{proxy.url}/events?limit=1&interval=0") for _ in range(5)]
     return len({answer.headers["x-peer-port"] for answer in answers})
@@ -182,13 +182,13 @@ def test_http10_opens_a_connection_per_request_and_http11_keepalive_one(app: Ser
 
 
 def cancelled(app: Server) -> int:
-    counts: dict[str, int] = httpx.get(f"{app.url}/stats").json().get("events", {})
+    counts: dict[str, int] = httpx2.get(f"{app.url}/stats").json().get("events", {})
     return counts.get("cancelled", 0)
 
 
 def leave_after_one_event(proxy: Server, interval: float) -> float:
     """Read one event through `proxy`, close the connection; when we left (perf_counter)."""
-    with httpx.stream("GET", f"{proxy.url}/events?interval={interval}&limit=20") as response:
+    with httpx2.stream("GET", f"{proxy.url}/events?interval={interval}&limit=20") as response:
         next(response.iter_bytes())
     return time.perf_counter()
 
@@ -262,7 +262,7 @@ def test_reload_keeps_open_streams_until_they_end_or_the_shutdown_timeout(
                 assert time.monotonic() < deadline, "the stream never started"
                 time.sleep(0.02)
             nginx.reload_nginx(proxy)
-            assert httpx.get(proxy.url + "/").status_code == 200  # the new worker serves
+            assert httpx2.get(proxy.url + "/").status_code == 200  # the new worker serves
             ids, how = stream.result()
     if ending is None:
         assert how == "RemoteProtocolError" and 1 <= len(ids) < 12, (ids, how)
@@ -271,7 +271,7 @@ def test_reload_keeps_open_streams_until_they_end_or_the_shutdown_timeout(
 
 
 def active(app: Server) -> int:
-    counts: dict[str, int] = httpx.get(f"{app.url}/stats").json().get("events", {})
+    counts: dict[str, int] = httpx2.get(f"{app.url}/stats").json().get("events", {})
     return counts.get("active", 0)
 
 
@@ -297,7 +297,7 @@ def test_the_template_renders_every_level_and_keepalive_can_be_left_out(app: Ser
     with start_nginx([app], **options) as proxy:
         assert proxy.workdir is not None
         config = (proxy.workdir / "nginx.conf").read_text()
-        assert httpx.get(proxy.url + "/").headers["server"] == "nginx"  # server_tokens off
+        assert httpx2.get(proxy.url + "/").headers["server"] == "nginx"  # server_tokens off
     for line in ["worker_shutdown_timeout 5s;", "worker_connections 333;", "least_conn;"]:
         assert line in config
     assert re.search(r"^\s*keepalive \d+;", config, re.MULTILINE) is None
@@ -334,12 +334,12 @@ def test_https_with_a_self_signed_certificate(app: Server) -> None:
     trust = ssl.create_default_context(cafile=str(certificate.certificate))
     with (
         start_nginx([app], tls=certificate) as proxy,
-        httpx.Client(verify=trust) as client,
+        httpx2.Client(verify=trust) as client,
     ):
         assert proxy.url.startswith("https://127.0.0.1:")
         found = deliveries(proxy.url + "/events?limit=2&interval=0", client=client)
-        with pytest.raises(httpx.ConnectError):  # not trusted without the certificate
-            httpx.get(proxy.url + "/")
+        with pytest.raises(httpx2.ConnectError):  # not trusted without the certificate
+            httpx2.get(proxy.url + "/")
     assert [d.id for d in found] == ["1", "2"]
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import matplotlib
 import pytest
 from playwright.async_api import async_playwright
@@ -125,7 +125,7 @@ def test_the_config_passes_nginx_t_and_streams_over_http2_unbuffered(
         assert proxy.workdir is not None
         assert "test is successful" in nginx.check_config(proxy.workdir)
         seen = nginx_sse.read_through(proxy, certificate, "/events?limit=6&interval=0.2&pad=5000")
-        ports = {httpx.get(f"{strict.url}/stats").status_code}  # the app is up
+        ports = {httpx2.get(f"{strict.url}/stats").status_code}  # the app is up
         config = nginx.rendered_config(proxy)
     assert seen.protocol == "HTTP/2" and seen.content_encoding is None
     assert [d.id for d in seen.found] == ["1", "2", "3", "4", "5", "6"]
@@ -191,7 +191,7 @@ def test_rendered_config_drops_comments_unless_asked(app: Server) -> None:
 
 def test_access_lines_waits_for_the_line_and_then_gives_up(app: Server) -> None:
     with start_nginx([app]) as proxy:
-        httpx.get(f"{proxy.url}/events?limit=1&interval=0").raise_for_status()
+        httpx2.get(f"{proxy.url}/events?limit=1&interval=0").raise_for_status()
         assert len(nginx.access_lines(proxy, "/events", 1)) == 1
         with pytest.raises(TimeoutError, match="1 of 2"):
             nginx.access_lines(proxy, "/events", 2, timeout=0.3)

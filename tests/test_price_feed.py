@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from server.apps.price_feed.event_log import EventLog, IdAhead, IdTooOld
@@ -36,7 +36,7 @@ def untouched() -> Iterator[Server]:
 
 
 def publish(server: Server, n: int = 1) -> list[dict]:
-    return [httpx.post(f"{server.url}/publish").raise_for_status().json() for _ in range(n)]
+    return [httpx2.post(f"{server.url}/publish").raise_for_status().json() for _ in range(n)]
 
 
 # --- the log, in-process -------------------------------------------------------------------
@@ -90,13 +90,13 @@ def test_poll_returns_the_events_after_since_and_none_twice(quiet):
     assert [e["id"] for e in published] == [1, 2, 3]
     assert published[0]["published"] <= published[1]["published"] <= published[2]["published"]
 
-    first = httpx.get(f"{quiet.url}/poll", params={"since": 0}).raise_for_status()
+    first = httpx2.get(f"{quiet.url}/poll", params={"since": 0}).raise_for_status()
     assert first.json() == published
     assert first.headers["cache-control"] == "no-store"
-    assert httpx.get(f"{quiet.url}/poll?since=").json() == published  # empty: from the start
-    assert httpx.get(f"{quiet.url}/poll", params={"since": 1}).json() == published[1:]
-    assert httpx.get(f"{quiet.url}/poll", params={"since": 3}).json() == []
-    assert httpx.get(f"{quiet.url}/").json()["last_id"] == 3
+    assert httpx2.get(f"{quiet.url}/poll?since=").json() == published  # empty: from the start
+    assert httpx2.get(f"{quiet.url}/poll", params={"since": 1}).json() == published[1:]
+    assert httpx2.get(f"{quiet.url}/poll", params={"since": 3}).json() == []
+    assert httpx2.get(f"{quiet.url}/").json()["last_id"] == 3
 
 
 HOLD = 60  # a long poll's timeout in these tests: a response that waited for it is obvious
@@ -105,7 +105,7 @@ SOON = 15  # a generous deadline for "at once", far below HOLD
 
 def test_long_poll_returns_as_soon_as_an_event_is_published(quiet, request):
     async def scenario() -> tuple[float, list[dict], dict]:
-        async with httpx.AsyncClient(base_url=quiet.url, timeout=HOLD + 10) as client:
+        async with httpx2.AsyncClient(base_url=quiet.url, timeout=HOLD + 10) as client:
             params = {"since": 0, "timeout": HOLD}
             held = asyncio.create_task(client.get("/long-poll", params=params))
             await asyncio.sleep(0.5)
@@ -123,7 +123,7 @@ def test_long_poll_returns_as_soon_as_an_event_is_published(quiet, request):
 
 def test_long_poll_returns_an_empty_list_at_its_timeout(quiet):
     started = time.monotonic()
-    response = httpx.get(f"{quiet.url}/long-poll", params={"since": 0, "timeout": 0.5})
+    response = httpx2.get(f"{quiet.url}/long-poll", params={"since": 0, "timeout": 0.5})
     elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert response.json() == []
@@ -133,7 +133,7 @@ def test_long_poll_returns_an_empty_list_at_its_timeout(quiet):
 def test_long_poll_answers_at_once_when_events_are_waiting(quiet):
     publish(quiet, 2)
     started = time.monotonic()
-    response = httpx.get(
+    response = httpx2.get(
         f"{quiet.url}/long-poll", params={"since": 1, "timeout": HOLD}, timeout=HOLD + 10
     )
     assert [e["id"] for e in response.json()] == [2]
@@ -149,10 +149,10 @@ def read_sse(response_bytes: list[bytes]) -> list:
 def test_sse_delivers_the_same_events_in_order_with_ids_and_ends_at_its_limit(quiet):
     before = publish(quiet, 2)
 
-    async def scenario() -> tuple[list[bytes], list[dict], httpx.Headers]:
+    async def scenario() -> tuple[list[bytes], list[dict], httpx2.Headers]:
         chunks, later = [], []
         async with (
-            httpx.AsyncClient(base_url=quiet.url, timeout=15) as client,
+            httpx2.AsyncClient(base_url=quiet.url, timeout=15) as client,
             client.stream("GET", "/sse", params={"since": 0, "limit": 4}) as response,
         ):
             async for chunk in response.aiter_bytes():
@@ -168,20 +168,20 @@ def test_sse_delivers_the_same_events_in_order_with_ids_and_ends_at_its_limit(qu
     assert [e.id for e in events] == ["1", "2", "3", "4"]
     assert [json.loads(e.data) for e in events] == before + later
     assert {e.event for e in events} == {"message"}
-    polled = httpx.get(f"{quiet.url}/poll", params={"since": 0}).json()
+    polled = httpx2.get(f"{quiet.url}/poll", params={"since": 0}).json()
     assert polled == before + later  # the same events as /poll, byte for byte in JSON
 
 
 def test_sse_resumes_after_last_event_id_and_ends_after_its_duration(quiet):
     publish(quiet, 3)
     started = time.monotonic()
-    response = httpx.get(
+    response = httpx2.get(
         f"{quiet.url}/sse", params={"duration": 0.5}, headers={"Last-Event-ID": "1"}
     )
     assert 0.5 <= time.monotonic() - started < SOON  # open until its duration, then closed
     assert [e.id for e in read_sse([response.content])] == ["2", "3"]
     # ?since= wins over the header
-    response = httpx.get(
+    response = httpx2.get(
         f"{quiet.url}/sse", params={"since": 2, "limit": 1}, headers={"Last-Event-ID": "0"}
     )
     assert [e.id for e in read_sse([response.content])] == ["3"]
@@ -190,7 +190,7 @@ def test_sse_resumes_after_last_event_id_and_ends_after_its_duration(quiet):
 @pytest.mark.parametrize("path", ["/poll", "/long-poll", "/sse"])
 @pytest.mark.parametrize("since", ["abc", "-1", "1.5", " 1", "٣"])
 def test_an_invalid_since_is_a_clear_400(untouched, path, since):
-    response = httpx.get(f"{untouched.url}{path}", params={"since": since})
+    response = httpx2.get(f"{untouched.url}{path}", params={"since": since})
     assert response.status_code == 400
     assert response.json() == {
         "detail": f"since must be a non-negative decimal integer, got {since!r}"
@@ -199,13 +199,13 @@ def test_an_invalid_since_is_a_clear_400(untouched, path, since):
 
 @pytest.mark.parametrize("path", ["/poll", "/long-poll", "/sse"])
 def test_a_since_ahead_of_the_log_is_a_400_that_says_why(untouched, path):
-    response = httpx.get(f"{untouched.url}{path}", params={"since": 5})
+    response = httpx2.get(f"{untouched.url}{path}", params={"since": 5})
     assert response.status_code == 400
     assert "ahead of the newest event (0)" in response.json()["detail"]
 
 
 def test_an_invalid_last_event_id_header_is_a_400(untouched):
-    response = httpx.get(f"{untouched.url}/sse", headers={"Last-Event-ID": "x"})
+    response = httpx2.get(f"{untouched.url}/sse", headers={"Last-Event-ID": "x"})
     assert response.status_code == 400
     assert response.json() == {
         "detail": "Last-Event-ID must be a non-negative decimal integer, got 'x'"
@@ -223,17 +223,17 @@ def test_an_invalid_last_event_id_header_is_a_400(untouched):
     ],
 )
 def test_other_invalid_parameters_are_400s(untouched, path, query, detail):
-    response = httpx.get(f"{untouched.url}{path}?{query}")
+    response = httpx2.get(f"{untouched.url}{path}?{query}")
     assert (response.status_code, response.json()) == (400, {"detail": detail})
 
 
 def test_a_since_older_than_the_kept_history_is_410_gone(serve):
     server = serve(APP, env={**QUIET, "EVENT_HISTORY": "2"})
     publish(server, 4)
-    gone = httpx.get(f"{server.url}/poll", params={"since": 0})
+    gone = httpx2.get(f"{server.url}/poll", params={"since": 0})
     assert gone.status_code == 410
     assert "events 1 to 2 are no longer kept" in gone.json()["detail"]
-    assert [e["id"] for e in httpx.get(f"{server.url}/poll?since=2").json()] == [3, 4]
+    assert [e["id"] for e in httpx2.get(f"{server.url}/poll?since=2").json()] == [3, 4]
 
 
 def test_the_publisher_is_seeded_and_never_skips_an_id(serve):
@@ -245,7 +245,7 @@ def test_the_publisher_is_seeded_and_never_skips_an_id(serve):
         deadline = time.monotonic() + 10
         while len(events) < 10 and time.monotonic() < deadline:
             since = events[-1]["id"] if events else 0
-            events += httpx.get(f"{server.url}/long-poll?since={since}&timeout=2").json()
+            events += httpx2.get(f"{server.url}/long-poll?since={since}&timeout=2").json()
         return events[:10]
 
     ticks_a, ticks_b = first_ten(a), first_ten(b)

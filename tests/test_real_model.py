@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from server.apps import fake_openai
@@ -91,11 +91,11 @@ def llm() -> Iterator[Server]:
 def test_time_reply_streams_and_times_a_reply(llm: Server) -> None:
     upstream = real_model.configured({"OPENAI_BASE_URL": f"{llm.url}/v1"})
     assert upstream is not None
-    before = httpx.get(f"{llm.url}/stats").json()
+    before = httpx2.get(f"{llm.url}/stats").json()
     timeline = real_model.time_reply(upstream, PROMPT)
     assert "".join(timeline.pieces) == REPLY
     assert 0.05 <= timeline.ttft < timeline.total  # the first token came when due, not last
-    after = httpx.get(f"{llm.url}/stats").json()
+    after = httpx2.get(f"{llm.url}/stats").json()
     assert after["requests"] == before["requests"] + 1 and after["active"] == 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.resume import next_ready_state, read_with_resume
@@ -41,7 +41,7 @@ def gateway() -> Iterator[Server]:
 
 @pytest.mark.parametrize("query", ["status=502", "status=200&type=text/plain", "status=201"])
 def test_an_answer_a_browser_would_not_read_is_an_error(gateway: Server, query: str) -> None:
-    with pytest.raises(httpx.HTTPStatusError, match="not an event stream"):
+    with pytest.raises(httpx2.HTTPStatusError, match="not an event stream"):
         read_with_resume(f"{gateway.url}/?{query}", 1)
 
 

@@ -12,7 +12,8 @@ browser's EventSource. Results are compared as (data, type, id, retry), with ope
 
 from collections.abc import Iterator
 
-import httpx
+import httpx  # httpx-sse, run as its users run it: EventSource over an httpx.Response
+import httpx2
 import pytest
 from httpx_sse import EventSource
 from hypothesis import given, settings
@@ -218,13 +219,13 @@ def test_httpx_sse_holds_back_a_cr_at_the_end_of_a_chunk() -> None:
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c"])
-def test_httpx_iter_lines_is_not_an_sse_line_splitter(separator: str) -> None:
-    """httpx's `iter_lines()` splits like `str.splitlines`: on U+2028, U+0085, form feed and
-    more, which SSE treats as data. A parser built on it cuts a JSON delta in two. httpx-sse
-    splits the text of `iter_text()` itself, on CR and LF only, as server.sse does."""
+def test_iter_lines_is_not_an_sse_line_splitter(separator: str) -> None:
+    """httpx2's `iter_lines()` (httpx's too) splits like `str.splitlines`: on U+2028, U+0085,
+    form feed and more, which SSE treats as data. A parser built on it cuts a JSON delta in two.
+    httpx-sse splits the text of `iter_text()` itself, on CR and LF only, as server.sse does."""
     chunks = [f'data: {{"delta":"a{separator}b"}}\n\n'.encode()]
-    response = httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, stream=Body(chunks)
+    response = httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, content=iter(chunks)
     )
     assert list(response.iter_lines()) == ['data: {"delta":"a', 'b"}', ""]
     intact = [(f'{{"delta":"a{separator}b"}}', "message", "", None)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 
 from server.apps.sse_samples import SAMPLES
@@ -32,8 +32,8 @@ def decode(chunks: list[bytes]) -> list[Event]:
     return [event for chunk in chunks for event in decoder.feed(chunk)] + decoder.close()
 
 
-def read_chunks(url: str) -> tuple[httpx.Response, list[bytes]]:
-    with httpx.stream("GET", url) as response:
+def read_chunks(url: str) -> tuple[httpx2.Response, list[bytes]]:
+    with httpx2.stream("GET", url) as response:
         return response, list(response.iter_raw())
 
 
@@ -62,8 +62,8 @@ def test_sample_arrives_byte_for_byte_as_an_event_stream(samples: Server, name: 
 
 
 def test_index_lists_names_and_unknown_name_is_404(samples: Server) -> None:
-    assert httpx.get(f"{samples.url}/").json() == list(SAMPLES)
-    response = httpx.get(f"{samples.url}/samples/nope")
+    assert httpx2.get(f"{samples.url}/").json() == list(SAMPLES)
+    response = httpx2.get(f"{samples.url}/samples/nope")
     assert response.status_code == 404
     assert "korean" in response.json()["detail"]
 

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from server.clients.delivery import Delivery, deliveries, latest
@@ -24,7 +24,7 @@ def app() -> Iterator[Server]:
 
 def test_events_are_numbered_and_stamped_with_their_send_time(app: Server) -> None:
     before = time.time()
-    body = httpx.get(f"{app.url}/events?limit=3&interval=0").content
+    body = httpx2.get(f"{app.url}/events?limit=3&interval=0").content
     events = Decoder().feed(body)
     assert [e.id for e in events] == ["1", "2", "3"]
     data = [json.loads(e.data) for e in events]
@@ -35,32 +35,32 @@ def test_events_are_numbered_and_stamped_with_their_send_time(app: Server) -> No
 
 def test_resumes_after_last_event_id_and_refuses_a_bad_one(app: Server) -> None:
     url = f"{app.url}/events?limit=4&interval=0"
-    resumed = Decoder().feed(httpx.get(url, headers={"Last-Event-ID": "2"}).content)
+    resumed = Decoder().feed(httpx2.get(url, headers={"Last-Event-ID": "2"}).content)
     assert [e.id for e in resumed] == ["3", "4"]
-    refused = httpx.get(url, headers={"Last-Event-ID": "x2"})
+    refused = httpx2.get(url, headers={"Last-Event-ID": "x2"})
     assert refused.status_code == 400
     assert "Last-Event-ID" in refused.json()["detail"]
 
 
 def test_x_accel_buffering_only_when_asked(app: Server) -> None:
-    plain = httpx.get(f"{app.url}/events?limit=1&interval=0")
-    asked = httpx.get(f"{app.url}/events?limit=1&interval=0&accel=no")
+    plain = httpx2.get(f"{app.url}/events?limit=1&interval=0")
+    asked = httpx2.get(f"{app.url}/events?limit=1&interval=0&accel=no")
     assert "x-accel-buffering" not in plain.headers
     assert asked.headers["x-accel-buffering"] == "no"
     assert plain.headers["content-type"].startswith("text/event-stream")
 
 
 def test_x_peer_port_names_the_connection(app: Server) -> None:
-    with httpx.Client() as client:
+    with httpx2.Client() as client:
         ports = {client.get(f"{app.url}/events?limit=1&interval=0").headers["x-peer-port"]}
         ports.add(client.get(f"{app.url}/").headers["x-peer-port"])
     assert len(ports) == 1, "one kept-alive connection, one port"
-    other = httpx.get(f"{app.url}/", headers={"Connection": "close"}).headers["x-peer-port"]
+    other = httpx2.get(f"{app.url}/", headers={"Connection": "close"}).headers["x-peer-port"]
     assert other not in ports
 
 
 def test_heartbeats_and_padding(app: Server) -> None:
-    body = httpx.get(f"{app.url}/events?limit=2&interval=0.35&heartbeat=0.1&pad=7").content
+    body = httpx2.get(f"{app.url}/events?limit=2&interval=0.35&heartbeat=0.1&pad=7").content
     first, rest = body.split(b"\n\n", 1)
     between, last = rest.rsplit(b"id: 2", 1)
     assert b"heartbeat" not in first + last, "heartbeats only fill the wait between events"
@@ -70,19 +70,19 @@ def test_heartbeats_and_padding(app: Server) -> None:
 
 
 def test_stats_count_finished_and_cancelled_streams(app: Server) -> None:
-    httpx.post(f"{app.url}/stats/reset").raise_for_status()
-    httpx.get(f"{app.url}/events?limit=1&interval=0").raise_for_status()
-    with httpx.stream("GET", f"{app.url}/events?interval=10") as response:
+    httpx2.post(f"{app.url}/stats/reset").raise_for_status()
+    httpx2.get(f"{app.url}/events?limit=1&interval=0").raise_for_status()
+    with httpx2.stream("GET", f"{app.url}/events?interval=10") as response:
         next(response.iter_bytes())
     deadline = time.monotonic() + 10
-    while (counts := httpx.get(f"{app.url}/stats").json()["events"])["cancelled"] == 0:
+    while (counts := httpx2.get(f"{app.url}/stats").json()["events"])["cancelled"] == 0:
         assert time.monotonic() < deadline, counts
         time.sleep(0.02)
     assert (counts["finished"], counts["cancelled"], counts["active"]) == (1, 1, 0)
 
 
 def test_the_page_is_an_origin_for_browsers(app: Server) -> None:
-    page = httpx.get(f"{app.url}/")
+    page = httpx2.get(f"{app.url}/")
     assert page.status_code == 200 and "stamped events" in page.text
 
 
@@ -102,5 +102,5 @@ def test_latest_of_nothing_is_zero() -> None:
 
 
 def test_deliveries_raise_for_an_error_status(app: Server) -> None:
-    with pytest.raises(httpx.HTTPStatusError):
+    with pytest.raises(httpx2.HTTPStatusError):
         deliveries(f"{app.url}/events?limit=1", headers={"Last-Event-ID": "bad"})

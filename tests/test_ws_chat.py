@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -72,7 +72,7 @@ def test_a_message_in_its_reply_out_on_the_same_websocket(chat: Server) -> None:
 
 def test_sse_and_websocket_carry_the_same_room_messages(chat: Server) -> None:
     async def scenario() -> tuple[list[dict], list[dict]]:
-        async with httpx.AsyncClient(timeout=DEADLINE) as http:
+        async with httpx2.AsyncClient(timeout=DEADLINE) as http:
             request = http.build_request("GET", f"{chat.url}/events?limit={ONE_REPLY}")
             sse_response = await http.send(request, stream=True)  # joined the room: 200 sent
             over_ws = asyncio.create_task(ask(chat.url, "both"))
@@ -84,11 +84,11 @@ def test_sse_and_websocket_carry_the_same_room_messages(chat: Server) -> None:
 
 
 def test_post_then_events(chat: Server) -> None:
-    answer = httpx.post(f"{chat.url}/messages", json={"text": "x", "tokens": 3})
+    answer = httpx2.post(f"{chat.url}/messages", json={"text": "x", "tokens": 3})
     assert answer.status_code == 202 and answer.json()["reply"]
-    bad = httpx.post(f"{chat.url}/messages", content=b"nope")
+    bad = httpx2.post(f"{chat.url}/messages", content=b"nope")
     assert bad.status_code == 400 and "JSON object" in bad.json()["detail"]
-    too_many = httpx.post(f"{chat.url}/messages", json={"text": "x", "tokens": -1})
+    too_many = httpx2.post(f"{chat.url}/messages", json={"text": "x", "tokens": -1})
     assert too_many.status_code == 400
 
 
@@ -173,7 +173,7 @@ def test_sse_spends_more_framing_per_message_than_websocket(chat: Server) -> Non
     with start_wiretap(chat) as tap:
 
         async def scenario() -> None:
-            async with httpx.AsyncClient(timeout=DEADLINE) as http:
+            async with httpx2.AsyncClient(timeout=DEADLINE) as http:
                 request = http.build_request("GET", f"{tap.url}/events?limit={ONE_REPLY}")
                 stream = await http.send(request, stream=True)
                 await http.post(f"{chat.url}/messages", json={"text": "hi"})
@@ -224,9 +224,9 @@ def test_a_bad_last_id_is_refused_with_1008_and_the_resuming_client_stops(
     chat = serve(APP, env={"BROKER": "streams", "REDIS_URL": redis.url})
     with pytest.raises(ValueError, match="last_id must be a Redis stream id"):
         asyncio.run(read_with_resume(ws(chat.url, "/ws?last_id=banana"), 1))
-    refused = httpx.get(f"{chat.url}/events", headers={"Last-Event-ID": "banana"})
+    refused = httpx2.get(f"{chat.url}/events", headers={"Last-Event-ID": "banana"})
     assert refused.status_code == 400 and "Last-Event-ID must be" in refused.json()["detail"]
-    assert httpx.get(f"{chat.url}/events?limit=x").status_code == 400
+    assert httpx2.get(f"{chat.url}/events?limit=x").status_code == 400
 
 
 # --- nginx and two workers -----------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_nginx_needs_upgrade_and_connection_for_a_websocket(chat: Server) -> Non
 
 async def sse_reply(url: str) -> str:
     """POST a message and read its reply from `/events`, both at `url`."""
-    async with httpx.AsyncClient(timeout=DEADLINE) as http:
+    async with httpx2.AsyncClient(timeout=DEADLINE) as http:
         request = http.build_request("GET", f"{url}/events?limit={ONE_REPLY}")
         stream = await http.send(request, stream=True)
         await http.post(f"{url}/messages", json={"text": "hi"})
@@ -272,8 +272,8 @@ def test_proxy_read_timeout_ends_an_idle_websocket_and_an_idle_stream(
                 await socket.wait_closed()
             ws_lasted = loop.time() - started
             started = loop.time()
-            async with httpx.AsyncClient(timeout=DEADLINE) as http:
-                with pytest.raises(httpx.RemoteProtocolError):  # cut: no last chunk
+            async with httpx2.AsyncClient(timeout=DEADLINE) as http:
+                with pytest.raises(httpx2.RemoteProtocolError):  # cut: no last chunk
                     await http.get(f"{proxy.url}/events")
             return ws_lasted, loop.time() - started
 
@@ -324,7 +324,7 @@ def test_held_sockets_count_every_message(chat: Server) -> None:
     async def scenario() -> HeldSockets:
         async with HeldSockets(f"{chat.url}/ws?limit={ONE_REPLY}", 10) as held:
             assert held.opened == 10
-            httpx.post(f"{chat.url}/messages", json={"text": "x"})
+            httpx2.post(f"{chat.url}/messages", json={"text": "x"})
             assert await held.wait_for_messages(ONE_REPLY, DEADLINE)
         return held
 

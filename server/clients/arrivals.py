@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-import httpx
+import httpx2
 
 from server.sse import Decoder, Event
 
@@ -29,16 +29,16 @@ def event_arrivals(
     *,
     headers: Mapping[str, str] | None = None,
     timeout: float = 30.0,
-    client: httpx.Client | None = None,
+    client: httpx2.Client | None = None,
     on_arrival: Callable[[Arrival], None] | None = None,
 ) -> list[Arrival]:
     """Read the finite event stream at `url` to its end; when each event arrived.
 
-    Raises `httpx.HTTPStatusError` for an answer other than 2xx. Use a finite stream
+    Raises `httpx2.HTTPStatusError` for an answer other than 2xx. Use a finite stream
     (`?limit=N`): this returns only when the server ends the response. `on_arrival` is
     called with each arrival as it happens (lesson 00 prints them live).
     """
-    http = client or httpx.Client(timeout=timeout)
+    http = client or httpx2.Client(timeout=timeout)
     decoder, arrivals = Decoder(), []
     try:
         start = time.perf_counter()

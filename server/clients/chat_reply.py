@@ -1,6 +1,6 @@
 """A capstone reply read over HTTP the way its page reads it: one connection, or resumed.
 
-Lesson 11 sends chats the way `capstone.js` does, with `httpx`, so that each step can be
+Lesson 11 sends chats the way `capstone.js` does, with `httpx2`, so that each step can be
 checked: a user is a client that keeps its session cookie; a reply is read from its event
 stream until its last event (``done``, ``error`` or ``stopped``); when the connection breaks
 (a worker killed), the reader connects again with ``Last-Event-ID`` set to the last id it saw,
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.sse import Decoder, Event
 
@@ -23,9 +23,9 @@ TERMINAL = ("done", "error", "stopped")
 RESUMABLE = (502, 503, 504)  # nginx had no live worker for this attempt
 
 
-def new_user(url: str, timeout: float = 30) -> httpx.Client:
+def new_user(url: str, timeout: float = 30) -> httpx2.Client:
     """A browser of its own: a client that keeps the session cookie the chat gives it."""
-    client = httpx.Client(base_url=url, timeout=timeout)
+    client = httpx2.Client(base_url=url, timeout=timeout)
     client.get("/api/session").raise_for_status()
     return client
 
@@ -60,7 +60,7 @@ class Reply:
 
 
 def read_reply(
-    client: httpx.Client, path: str, reply: Reply | None = None, stop_after: int | None = None
+    client: httpx2.Client, path: str, reply: Reply | None = None, stop_after: int | None = None
 ) -> Reply:
     """Read one connection of a reply stream, from `reply`'s last event id on, until the
     reply's last event (or `stop_after` tokens in all, or the connection ends)."""
@@ -70,9 +70,9 @@ def read_reply(
     decoder = Decoder()
     with client.stream("GET", f"/{path}", headers=headers) as response:
         if response.status_code in RESUMABLE:
-            raise httpx.TransportError(f"{response.status_code} from the proxy")
+            raise httpx2.TransportError(f"{response.status_code} from the proxy")
         if response.status_code != 200:
-            raise httpx.HTTPStatusError(
+            raise httpx2.HTTPStatusError(
                 f"{response.status_code}: {response.read()!r}",
                 request=response.request,
                 response=response,
@@ -88,7 +88,7 @@ def read_reply(
 
 
 def resume_to_end(
-    client: httpx.Client, path: str, reply: Reply, deadline: float = 30, pause: float = 0.1
+    client: httpx2.Client, path: str, reply: Reply, deadline: float = 30, pause: float = 0.1
 ) -> Reply:
     """Reconnect with Last-Event-ID until the reply's last event, as the page does; a failed
     attempt (no worker answering yet) is retried after `pause` seconds, up to `deadline`."""
@@ -98,6 +98,6 @@ def resume_to_end(
             raise TimeoutError(f"the reply did not end in {deadline} s")
         try:
             read_reply(client, path, reply)
-        except httpx.TransportError:
+        except httpx2.TransportError:
             time.sleep(pause)
     return reply

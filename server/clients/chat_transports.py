@@ -24,7 +24,7 @@ import json
 import time
 from typing import Any
 
-import httpx
+import httpx2
 from websockets.asyncio.client import connect
 
 from server.sse import Decoder
@@ -59,7 +59,7 @@ async def over_sse(
     texts: list[str],
     tokens: int,
     *,
-    poster: httpx.AsyncClient | None = None,
+    poster: httpx2.AsyncClient | None = None,
     post_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """The same over SSE + POST: join the room's stream, POST each message, read to the end.
@@ -67,7 +67,7 @@ async def over_sse(
     `post_url` sends the POSTs elsewhere (around a wiretap, to count the stream alone), and
     `poster` with another client (one whose transport counts bytes)."""
     want = len(texts) * (tokens + 2)
-    async with httpx.AsyncClient(timeout=DEADLINE) as http:
+    async with httpx2.AsyncClient(timeout=DEADLINE) as http:
         request = http.build_request("GET", f"{url}/events?limit={want}")
         events = await http.send(request, stream=True)
         for text in texts:
@@ -94,7 +94,7 @@ async def opening_times(url: str, n: int = 30) -> dict[str, list[float]]:
             await socket.send(json.dumps(message))
             await socket.recv()
             times["WebSocket send→first"].append(time.perf_counter() - started)
-        async with httpx.AsyncClient(timeout=DEADLINE) as http:
+        async with httpx2.AsyncClient(timeout=DEADLINE) as http:
             started = time.perf_counter()
             request = http.build_request("GET", f"{url}/events?limit=1")
             events = await http.send(request, stream=True)
@@ -134,8 +134,8 @@ async def idle_lifetimes(url: str, wait: float = 2.5) -> dict[str, float]:
             await asyncio.wait_for(socket.wait_closed(), wait)
     lasted["WebSocket"] = time.perf_counter() - started
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=DEADLINE) as http:
-        with contextlib.suppress(TimeoutError, httpx.RemoteProtocolError):  # cut: no last chunk
+    async with httpx2.AsyncClient(timeout=DEADLINE) as http:
+        with contextlib.suppress(TimeoutError, httpx2.RemoteProtocolError):  # cut: no last chunk
             async with asyncio.timeout(wait):
                 await http.get(f"{url}/events")
     lasted["SSE"] = time.perf_counter() - started

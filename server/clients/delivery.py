@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from itertools import pairwise
 from typing import NamedTuple
 
-import httpx
+import httpx2
 
 from server.clients.arrivals import event_arrivals
 from server.sse import Decoder
@@ -44,14 +44,14 @@ def deliveries(
     *,
     headers: Mapping[str, str] | None = None,
     timeout: float = 30.0,
-    client: httpx.Client | None = None,
+    client: httpx2.Client | None = None,
 ) -> list[Delivery]:
     """Read the finite stream of stamped events at `url` to its end; each one's two times.
 
-    Raises `httpx.HTTPStatusError` for an answer other than 2xx, and `httpx.HTTPError` if the
+    Raises `httpx2.HTTPStatusError` for an answer other than 2xx, and `httpx2.HTTPError` if the
     stream breaks (a proxy that cuts it, say). Use a finite stream (`?limit=N`).
     """
-    http = client or httpx.Client(timeout=timeout)
+    http = client or httpx2.Client(timeout=timeout)
     arrived: list[float] = []  # the wall clock at each arrival, the clock "sent" is read on
     try:
         started = time.time()
@@ -102,7 +102,7 @@ def ids_and_ending(
 ) -> tuple[list[str], str]:
     """Read the stream at `url`: the ids received, and how it ended.
 
-    "ended" if the response ended as HTTP says a response ends; otherwise the name of httpx's
+    "ended" if the response ended as HTTP says a response ends; otherwise the name of httpx2's
     error (`RemoteProtocolError`: the connection closed in the middle of a chunked body). A
     stream cut by a proxy is told from a finished one only when the framing says so.
     `on_event(id)` is called as each event arrives (to act while the stream is under way).
@@ -110,12 +110,12 @@ def ids_and_ending(
     ids: list[str] = []
     decoder = Decoder()
     try:
-        with httpx.stream("GET", url, timeout=timeout) as response:
+        with httpx2.stream("GET", url, timeout=timeout) as response:
             for chunk in response.iter_bytes():
                 for event in decoder.feed(chunk):
                     ids.append(event.id or "")
                     if on_event is not None:
                         on_event(event.id or "")
-    except httpx.HTTPError as error:
+    except httpx2.HTTPError as error:
         return ids, type(error).__name__
     return ids, "ended"

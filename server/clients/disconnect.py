@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 
-import httpx
+import httpx2
 
 
 def cancelled(base: str, name: str = "events") -> int:
     """How many `name` streams the server at `base` has counted as cancelled so far."""
-    counts: dict[str, int] = httpx.get(f"{base}/stats").json().get(name, {})
+    counts: dict[str, int] = httpx2.get(f"{base}/stats").json().get(name, {})
     return counts.get("cancelled", 0)
 
 
@@ -25,7 +25,7 @@ def seconds_to_notice(base: str, query: str, deadline: float = 20.0) -> float:
     Raises `TimeoutError` if the server has not noticed after `deadline` seconds.
     """
     before = cancelled(base)
-    with httpx.stream("GET", f"{base}/events?{query}", timeout=30) as response:
+    with httpx2.stream("GET", f"{base}/events?{query}", timeout=30) as response:
         chunks = response.iter_bytes()  # keep a reference: the first event, then leave
         next(chunks)
     left = time.perf_counter()

@@ -1,8 +1,8 @@
-"""What a gzip-compressed event stream looks like on the wire, read without httpx's decoder.
+"""What a gzip-compressed event stream looks like on the wire, read without httpx2's decoder.
 
-httpx (like Chromium) decodes only the first gzip member of a body and drops the rest without
-an error, so to see what a compressing middleware really sends, these read the raw bytes
-(`iter_raw`) and decompress them here: when each event became readable, and how the body
+httpx2 (like httpx and Chromium) decodes only the first gzip member of a body and drops the
+rest without an error, so to see what a compressing middleware really sends, these read the raw
+bytes (`iter_raw`) and decompress them here: when each event became readable, and how the body
 splits into gzip members (one per event when Django compresses an ASGI stream).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 
-import httpx
+import httpx2
 
 from server.sse import Decoder
 
@@ -26,7 +26,7 @@ def readable_times(url: str) -> list[tuple[float, str]]:
     """(seconds since the request, data) for each event, as soon as it could be decompressed."""
     gunzip, decoder, seen = _gunzip(), Decoder(), []
     start = time.perf_counter()
-    with httpx.stream("GET", url, headers=GZIP) as response:
+    with httpx2.stream("GET", url, headers=GZIP) as response:
         if response.headers.get("content-encoding") != "gzip":
             raise ValueError(f"{url} was not compressed")
         for chunk in response.iter_raw():  # the bytes as sent, still compressed
@@ -47,7 +47,7 @@ def gzip_members(raw: bytes) -> list[bytes]:
 
 def member_sizes(url: str) -> list[int]:
     """The compressed size of each gzip member of the body at `url`."""
-    with httpx.stream("GET", url, headers=GZIP) as response:
+    with httpx2.stream("GET", url, headers=GZIP) as response:
         raw = b"".join(response.iter_raw())
     sizes = []
     while raw:

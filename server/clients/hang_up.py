@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 from server.sse import Decoder
 
@@ -31,7 +31,7 @@ class AfterLeaving:
 
 def model_stats(llm_url: str) -> dict[str, int]:
     """The local model's counters: requests, active, finished, cancelled, tokens, ..."""
-    return dict(httpx.get(f"{llm_url}/stats").json())
+    return dict(httpx2.get(f"{llm_url}/stats").json())
 
 
 def hang_up(
@@ -40,7 +40,7 @@ def hang_up(
     """GET `stream_url` with ``?message=``, read `events` events, hang up, and wait (at most
     `deadline` seconds) until the model at `llm_url` has no generation running."""
     before = model_stats(llm_url)
-    with httpx.stream("GET", stream_url, params={"message": message}) as response:
+    with httpx2.stream("GET", stream_url, params={"message": message}) as response:
         decoder, received = Decoder(), 0
         for piece in response.iter_bytes():
             received += len(decoder.feed(piece))

@@ -15,13 +15,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-import httpx
+import httpx2
 
 T = TypeVar("T")
 COUNTDOWN = "/countdown?start=2&interval=0.4"  # about 0.8 s: long enough to hold a thread
 
 
-async def _hold(client: httpx.AsyncClient, url: str, opened: asyncio.Semaphore) -> None:
+async def _hold(client: httpx2.AsyncClient, url: str, opened: asyncio.Semaphore) -> None:
     """Read the stream at `url` to its end, releasing `opened` when its first bytes arrive."""
     async with client.stream("GET", url) as response:
         chunks = response.aiter_bytes()
@@ -38,8 +38,8 @@ async def plain_wait(base: str, streams: int, threads: int = 4, path: str = COUN
     queue behind them), then times the page, then reads every stream to its end.
     """
     opened = asyncio.Semaphore(0)
-    limits = httpx.Limits(max_connections=streams + 10)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=streams + 10)
+    async with httpx2.AsyncClient(timeout=30, limits=limits) as client:
         holders = [asyncio.create_task(_hold(client, base + path, opened)) for _ in range(streams)]
         for _ in range(min(streams, threads)):
             await opened.acquire()
@@ -53,7 +53,7 @@ async def plain_wait(base: str, streams: int, threads: int = 4, path: str = COUN
 async def plain_latencies(base: str, n: int = 50, path: str = "/") -> list[float]:
     """Seconds each of `n` plain requests took, one after the other, on one connection."""
     times = []
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx2.AsyncClient(timeout=30) as client:
         for _ in range(n):
             start = time.perf_counter()
             (await client.get(base + path)).raise_for_status()
@@ -69,8 +69,8 @@ async def with_streams_open(
 ) -> T:
     """Run `measure()` while `streams` endless streams at `path` are open; then close them."""
     opened = asyncio.Semaphore(0)
-    limits = httpx.Limits(max_connections=streams + 10)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=streams + 10)
+    async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
         holders = [asyncio.create_task(_hold(client, base + path, opened)) for _ in range(streams)]
         try:
             for _ in range(streams):
@@ -82,10 +82,10 @@ async def with_streams_open(
             await asyncio.gather(*holders, return_exceptions=True)
 
 
-async def all_at_once(urls: Sequence[str]) -> tuple[float, list[httpx.Response]]:
+async def all_at_once(urls: Sequence[str]) -> tuple[float, list[httpx2.Response]]:
     """Send a GET to each of `urls` at the same moment; seconds until the last answered."""
-    limits = httpx.Limits(max_connections=len(urls))
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=len(urls))
+    async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
         start = time.perf_counter()
         responses = await asyncio.gather(*(client.get(url) for url in urls))
         took = time.perf_counter() - start

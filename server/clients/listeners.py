@@ -17,7 +17,7 @@ Published messages carry a number `n` (`server.clients.publisher.publish_numbere
 opposite of a listener: it asks for the stream and never reads a byte, until its TCP window is
 full.
 
-httpx costs about 0.1 ms of CPU per event; fine for tens of listeners at hundreds of events
+httpx2 costs about 0.1 ms of CPU per event; fine for tens of listeners at hundreds of events
 per second. For thousands of streams, see `server.clients.load`.
 """
 
@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.clients.http_raw import build_request
 from server.clients.load import loopback_address
@@ -58,7 +58,7 @@ class Connection:
 class Listener:
     """One listener on `url` (a stream of JSON messages), reconnecting like a browser."""
 
-    client: httpx.AsyncClient
+    client: httpx2.AsyncClient
     url: str
     name: str = "listener"
     headers: Mapping[str, str] = field(default_factory=dict)  # a Cookie, say
@@ -145,7 +145,7 @@ class Listener:
                             self._accept(event)
                         if decoder.retry is not None:
                             self.retry_ms = decoder.retry
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass  # cut, reset or refused: reconnect, as a browser does
             broke_at = time.perf_counter()
             self._connected.clear()
@@ -164,7 +164,7 @@ class Listener:
 
 @contextlib.asynccontextmanager
 async def listening(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     url: str,
     count: int,
     *,

@@ -1,7 +1,7 @@
 """Three ways for a client to hear about new events: short polling, long polling and SSE.
 
 These are the client loops of lesson 02, run against `server.apps.price_feed`. Each one is what
-one user (one browser tab, one `httpx.AsyncClient` with its own keep-alive connection) does
+one user (one browser tab, one `httpx2.AsyncClient` with its own keep-alive connection) does
 until a deadline. All three have the same shape, so that one harness
 (`server.clients.polling_experiment`) can run, count and time any of them, the learner's
 long-poll loop included:
@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.sse import Decoder
 
@@ -32,13 +32,13 @@ OnEvent = Callable[[dict[str, Any]], None]
 ClientLoop = Callable[..., Awaitable[int]]
 
 # A client's read timeout must be longer than any wait the server may impose: the long-poll
-# hold, and the gap between two SSE events or heartbeats (15 s). httpx's default is 5 s, and
+# hold, and the gap between two SSE events or heartbeats (15 s). httpx2's default is 5 s, and
 # a 20 s hold under it fails with ReadTimeout, a classic long-polling bug.
-CLIENT_TIMEOUT = httpx.Timeout(10.0, read=30.0)
+CLIENT_TIMEOUT = httpx2.Timeout(10.0, read=30.0)
 
 
 async def short_poll_loop(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     url: str,
     since: int,
     deadline: float,
@@ -64,7 +64,7 @@ async def short_poll_loop(
 
 
 async def long_poll_loop(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     url: str,
     since: int,
     deadline: float,
@@ -88,7 +88,7 @@ async def long_poll_loop(
 
 
 async def sse_loop(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     url: str,
     since: int,
     deadline: float,
@@ -97,7 +97,7 @@ async def sse_loop(
     """Ask once; read events from the open response as the server writes them.
 
     `duration` asks the server to end the stream at the deadline, so it ends cleanly. The
-    bytes go through the course's own SSE decoder: httpx's `aiter_lines()` splits lines the
+    bytes go through the course's own SSE decoder: httpx2's `aiter_lines()` splits lines the
     way `str.splitlines` does, which is not how SSE splits them.
     """
     remaining = deadline - time.monotonic()

@@ -8,7 +8,7 @@ known moments: it is what the lesson's exercise check uses.
 
 What is counted, and how, from outside the loops (they know nothing about it):
 
-- requests: an httpx request hook, one per request sent.
+- requests: an httpx2 request hook, one per request sent.
 - empty responses: a response hook; a JSON body of `[]` is an empty response (SSE has none).
 - bytes: everything the user's sockets wrote and read (`server.clients.byte_meter`), so
   request and response heads, bodies and chunked framing are all in. TCP/IP packet headers
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import httpx
+import httpx2
 
 from server.clients.byte_meter import CountingTransport, Meter
 from server.clients.measure import format_table, percentile
@@ -73,10 +73,10 @@ class UserRecord:
             self.out_of_order += 1
         self.deliveries.append(Delivery(event["id"], event["published"], arrived))
 
-    async def _on_request(self, request: httpx.Request) -> None:
+    async def _on_request(self, request: httpx2.Request) -> None:
         self.requests.append(time.time())
 
-    async def _on_response(self, response: httpx.Response) -> None:
+    async def _on_response(self, response: httpx2.Response) -> None:
         if response.headers.get("content-type", "").startswith("application/json"):
             await response.aread()
             if response.content.strip() == b"[]":
@@ -187,7 +187,7 @@ async def simulate(
     time to fetch them too. A loop still running `grace` seconds after its deadline is stopped
     and recorded as an error.
     """
-    async with httpx.AsyncClient(base_url=base_url, trust_env=False) as control:
+    async with httpx2.AsyncClient(base_url=base_url, trust_env=False) as control:
         first = (await control.get("/")).raise_for_status().json()["last_id"]
         started = time.time()
         start = time.monotonic()
@@ -221,7 +221,7 @@ async def _run_user(
     grace: float,
 ) -> None:
     await asyncio.sleep(max(0.0, start - time.monotonic()))
-    async with httpx.AsyncClient(
+    async with httpx2.AsyncClient(
         transport=CountingTransport(record.meter),
         timeout=CLIENT_TIMEOUT,
         event_hooks={"request": [record._on_request], "response": [record._on_response]},
@@ -273,7 +273,7 @@ async def long_poll_trial(
     only events are these. The default gap 0.6 s -> 2.2 s is longer than the hold, so the
     loop must also survive an empty answer.
     """
-    async with httpx.AsyncClient(base_url=base_url, trust_env=False) as control:
+    async with httpx2.AsyncClient(base_url=base_url, trust_env=False) as control:
         since = (await control.get("/")).raise_for_status().json()["last_id"]
         start = time.monotonic()
         deadline = start + seconds

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 RETRYABLE = (502, 503, 504)  # a proxy or a worker that could not take it now: try again
 
@@ -33,14 +33,14 @@ class Published:
 
 
 async def publish(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     url: str,
     data: Mapping[str, Any],
     *,
     key: str | None = None,
     attempts: int = 50,
     retry_delay: float = 0.05,
-) -> tuple[httpx.Response, int]:
+) -> tuple[httpx2.Response, int]:
     """POST `data` to `url` (…/publish) until it is accepted (201) or refused for good.
 
     A 502/503/504 or a broken connection is retried after `retry_delay` seconds, up to
@@ -49,22 +49,22 @@ async def publish(
     and the number of attempts made.
     """
     headers = {"Idempotency-Key": key} if key else {}
-    response: httpx.Response | None = None
+    response: httpx2.Response | None = None
     for attempt in range(1, attempts + 1):
         try:
             response = await client.post(url, json=dict(data), headers=headers)
-        except httpx.TransportError:
+        except httpx2.TransportError:
             response = None
         if response is not None and response.status_code not in RETRYABLE:
             return response, attempt
         await asyncio.sleep(retry_delay)
     if response is None:
-        raise httpx.ConnectError(f"no answer from {url} in {attempts} attempts")
+        raise httpx2.ConnectError(f"no answer from {url} in {attempts} attempts")
     return response, attempts
 
 
 async def publish_numbered(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     url: str,
     numbers: Iterable[int],
     *,

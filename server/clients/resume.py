@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-import httpx
+import httpx2
 
 from server.sse import MEDIA_TYPE, Decoder, Event
 
@@ -40,7 +40,7 @@ def read_with_resume(
     url: str,
     want: int,
     *,
-    client: httpx.Client | None = None,
+    client: httpx2.Client | None = None,
     max_connections: int = 100,
     max_retry_ms: int = 5000,
 ) -> list[Event]:
@@ -48,14 +48,14 @@ def read_with_resume(
 
     Stops early when the server answers 204 (the stream is over). A connection that breaks or is
     refused is retried, like a browser does; any other answer a browser would not read (see
-    `next_ready_state`) raises `httpx.HTTPStatusError`: a 400 about a bad `Last-Event-ID` will
+    `next_ready_state`) raises `httpx2.HTTPStatusError`: a 400 about a bad `Last-Event-ID` will
     not fix itself.
     """
     events: list[Event] = []
     last_event_id = ""
     retry_ms: int | None = None
     own_client = client is None
-    http = client or httpx.Client(timeout=httpx.Timeout(10.0, read=60.0))
+    http = client or httpx2.Client(timeout=httpx2.Timeout(10.0, read=60.0))
     try:
         for connection in range(max_connections):
             if connection and retry_ms:  # the first connection does not wait
@@ -70,7 +70,7 @@ def read_with_resume(
                     if next_ready_state(response.status_code, content_type) == "CLOSED":
                         if response.status_code == 204:
                             return events
-                        raise httpx.HTTPStatusError(
+                        raise httpx2.HTTPStatusError(
                             f"{response.status_code} {content_type!r}: not an event stream",
                             request=response.request,
                             response=response,
@@ -80,7 +80,7 @@ def read_with_resume(
                             events.append(event)
                             if len(events) >= want:
                                 return events
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass  # cut mid-stream or refused (a restarting server): reconnect, like a browser
             decoder.close()
             last_event_id = decoder.last_event_id or last_event_id

@@ -16,7 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 from server.clients.listeners import (
     Listener,
@@ -29,10 +29,10 @@ from server.clients.listeners import (
 from server.clients.publisher import Published, publish_numbered
 
 
-def room_client(connections: int = 100) -> httpx.AsyncClient:
+def room_client(connections: int = 100) -> httpx2.AsyncClient:
     """One client for a room's listeners and its publisher: long reads, enough connections."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(10, read=30), limits=httpx.Limits(max_connections=connections)
+    return httpx2.AsyncClient(
+        timeout=httpx2.Timeout(10, read=30), limits=httpx2.Limits(max_connections=connections)
     )
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import httpx
+import httpx2
 
 from server.clients.measure import rss_kib
 
@@ -50,7 +50,7 @@ def read_to_end(url: str) -> tuple[float, int]:
     """Download `url`, discarding the bytes: (seconds to the first byte, bytes read)."""
     size = 0
     start = time.perf_counter()
-    with httpx.stream("GET", url, timeout=120) as response:
+    with httpx2.stream("GET", url, timeout=120) as response:
         response.raise_for_status()
         first = time.perf_counter() - start
         for chunk in response.iter_raw():

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.clients.listeners import listening, read_to_end, stalled_stream, wait_until_received
 from server.clients.measure import percentile
@@ -42,7 +42,7 @@ async def fill(redis_url: str, count: int, size: int = 30_000, key: str = "room"
 
 def stats_of(worker_urls: Sequence[str]) -> list[dict[str, Any]]:
     """Each worker's own /stats."""
-    return [httpx.get(f"{url}/stats").json() for url in worker_urls]
+    return [httpx2.get(f"{url}/stats").json() for url in worker_urls]
 
 
 # Messages numbered below this went out before 3 MB had been sent: under half of what the

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
+import httpx2
 
 
 def ping_latencies_during(url: str, stream_path: str, ping_path: str = "/ping") -> list[float]:
@@ -30,7 +30,7 @@ def ping_latencies_during(url: str, stream_path: str, ping_path: str = "/ping") 
 
     def read_stream() -> None:
         try:
-            with httpx.stream("GET", url + stream_path, timeout=30) as response:
+            with httpx2.stream("GET", url + stream_path, timeout=30) as response:
                 started.set()
                 response.read()
         except BaseException as error:  # reported in the calling thread
@@ -40,7 +40,7 @@ def ping_latencies_during(url: str, stream_path: str, ping_path: str = "/ping") 
             done.set()
 
     latencies = []
-    with httpx.Client(timeout=30) as client:
+    with httpx2.Client(timeout=30) as client:
         client.get(url + ping_path)  # open the ping connection before the stream starts
         reader = threading.Thread(target=read_stream)
         reader.start()
@@ -55,7 +55,7 @@ def ping_latencies_during(url: str, stream_path: str, ping_path: str = "/ping") 
     return latencies
 
 
-def seconds_to_first_byte(client: httpx.Client, url: str) -> float:
+def seconds_to_first_byte(client: httpx2.Client, url: str) -> float:
     """Seconds from sending `GET url` to the first byte of its body; the rest is read too, so
     a stream ends as it would for any client (not abandoned by this one)."""
     begin = time.perf_counter()
@@ -82,9 +82,9 @@ def seconds_behind_open_streams(
     """
     opened = threading.Semaphore(0)  # released once per stream: open, or failed to open
     failures: list[BaseException] = []
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    limits = httpx2.Limits(max_connections=None, max_keepalive_connections=0)
 
-    def hold(client: httpx.Client) -> None:
+    def hold(client: httpx2.Client) -> None:
         try:
             with client.stream("GET", url + stream_path) as response:
                 chunks = response.iter_raw()
@@ -97,7 +97,7 @@ def seconds_behind_open_streams(
             opened.release()
 
     with (
-        httpx.Client(timeout=timeout, limits=limits) as client,  # thread-safe, per its docs
+        httpx2.Client(timeout=timeout, limits=limits) as client,  # thread-safe, per its docs
         ThreadPoolExecutor(streams + len(probes)) as pool,
     ):
         for _ in range(streams):

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
-import httpx
+import httpx2
 
 from server.course.cluster import upstreams
 from server.course.launcher import Server, start_app, start_nginx, start_redis
@@ -58,7 +58,7 @@ class Capstone:
     def metrics(self, worker: str) -> dict[str, float]:
         """One worker's ``/metrics``, straight from the worker (not through nginx), as
         ``{"name{labels}": value}`` (no comments, no ``_created`` timestamps)."""
-        text = httpx.get(f"{self.workers[worker].url}/metrics", timeout=10).text
+        text = httpx2.get(f"{self.workers[worker].url}/metrics", timeout=10).text
         values = {}
         for line in text.splitlines():
             name, _, value = line.rpartition(" ")

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.clients.listeners import (
     Listener,
@@ -45,13 +45,13 @@ from server.course.supervisor import Server
 
 def worker_stats(workers: Mapping[str, Server]) -> dict[str, dict[str, Any]]:
     """Each worker's own /stats, asked directly (not through nginx)."""
-    return {name: httpx.get(f"{worker.url}/stats").json() for name, worker in workers.items()}
+    return {name: httpx2.get(f"{worker.url}/stats").json() for name, worker in workers.items()}
 
 
 def workers_seen(url: str, user: str, requests: int = 5) -> list[str]:
     """The worker (`X-Worker`) that answered each of `requests` requests with `user`'s cookie."""
     cookie = {"Cookie": f"user={user}"}
-    with httpx.Client() as client:
+    with httpx2.Client() as client:
         return [client.get(f"{url}/", headers=cookie).headers["x-worker"] for _ in range(requests)]
 
 
@@ -63,7 +63,7 @@ REAL_IP_FROM_LOOPBACK = "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-
 def worker_for_address(url: str, address: str) -> str:
     """The worker that answers a client at `address` (sent as X-Forwarded-For to an nginx
     started with `REAL_IP_FROM_LOOPBACK`): what `ip_hash` does with clients of many networks."""
-    answer = httpx.get(f"{url}/", headers={"X-Forwarded-For": address})
+    answer = httpx2.get(f"{url}/", headers={"X-Forwarded-For": address})
     return answer.headers["x-worker"]
 
 
@@ -179,7 +179,7 @@ async def kills_while_publishing(
 
 @dataclass(frozen=True)
 class OutageRun:
-    refused: httpx.Response  # a publish during the outage
+    refused: httpx2.Response  # a publish during the outage
     first_line: str  # the first line an open stream got during the outage
     results: list[Tally]  # each listener, over the 30 messages acknowledged
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.clients.delivery import Delivery, deliveries, ids_and_ending, latest, passed_on
 from server.course.nginx import reload_nginx, start_nginx
@@ -54,7 +54,7 @@ def measure_block(upstream: Server, lines: Sequence[str], path: str) -> dict[str
     """
     with start_nginx([upstream], location="\n".join(lines)) as proxy:
         found = deliveries(proxy.url + path)
-        with httpx.Client() as client:
+        with httpx2.Client() as client:
             answers = [client.get(f"{proxy.url}/events?limit=1&interval=0") for _ in range(5)]
     head = answers[0].headers
     return {
@@ -78,7 +78,7 @@ def upstream_view(
     with start_wiretap(app) as tap:
         with (
             start_nginx([tap.server], location=location, keepalive=keepalive) as proxy,
-            httpx.Client() as client,
+            httpx2.Client() as client,
         ):
             for _ in range(streams):
                 client.get(f"{proxy.url}/events?limit=1&interval=0").raise_for_status()
@@ -110,12 +110,12 @@ def seconds_until_app_sees_leave(app: Server, location: str, interval: float = 0
     The app counts cancelled streams at `/stats` (reset first), so the time is the app's own
     word that its generator stopped, not a guess from the client's side.
     """
-    httpx.post(f"{app.url}/stats/reset").raise_for_status()
+    httpx2.post(f"{app.url}/stats/reset").raise_for_status()
     with start_nginx([app], location=location) as proxy:
-        with httpx.stream("GET", f"{proxy.url}/events?interval={interval}&limit=20") as response:
+        with httpx2.stream("GET", f"{proxy.url}/events?interval={interval}&limit=20") as response:
             next(response.iter_bytes())  # the first event: the app's generator is running
         left = time.perf_counter()  # the client has closed its connection
-        while httpx.get(f"{app.url}/stats").json()["events"].get("cancelled", 0) == 0:
+        while httpx2.get(f"{app.url}/stats").json()["events"].get("cancelled", 0) == 0:
             if time.perf_counter() - left > 10:
                 raise TimeoutError("the app never saw the client leave")
             time.sleep(0.01)
@@ -151,7 +151,7 @@ def reload_during_streams(app: Server, main: str = "", streams: int = 3) -> Relo
             under_way.wait(timeout=10)  # every stream is on the old worker, and moving
             reloaded = time.perf_counter()
             reload_nginx(proxy)  # returns once the new worker has started
-            new_request = httpx.get(f"{proxy.url}/").status_code  # served by the new worker
+            new_request = httpx2.get(f"{proxy.url}/").status_code  # served by the new worker
             results = [stream.result() for stream in reading]
         while proxy.log_path.read_text().count("exited with code 0") < 1:  # the old worker
             if time.perf_counter() - reloaded > 10:

@@ -22,7 +22,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from server.clients.delivery import Delivery, deliveries
 from server.course.certificate import Certificate
@@ -112,8 +112,8 @@ def read_through(proxy: Server, certificate: Certificate, path: str) -> StreamTh
     The certificate is trusted for this client only (an `ssl` context with it as the one CA).
     """
     trust = ssl.create_default_context(cafile=str(certificate.certificate))
-    with httpx.Client(verify=trust, http2=True, timeout=30) as client:
-        head = client.get(f"{proxy.url}/events?limit=1&interval=0")  # httpx offers gzip
+    with httpx2.Client(verify=trust, http2=True, timeout=30) as client:
+        head = client.get(f"{proxy.url}/events?limit=1&interval=0")  # httpx2 offers gzip
         head.raise_for_status()
         found = deliveries(proxy.url + path, client=client)
     return StreamThrough(head.http_version, head.headers.get("content-encoding"), found)

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
 
 from server.course.launcher import Server
 from server.course.wiretap import Wiretap
@@ -28,7 +28,7 @@ DEADLINE = 30.0
 
 def connected(app: Server) -> int:
     """Open WebSockets and event streams on the chat app, by its own count."""
-    stats = httpx.get(f"{app.url}/stats").json()
+    stats = httpx2.get(f"{app.url}/stats").json()
     return sum(stats.get(name, {}).get("active", 0) for name in ("ws", "events"))
 
 
@@ -38,7 +38,7 @@ async def cut_while_replying(
     """Start `reader` (reading the room through `tap`), ask `app` for a reply of `tokens`,
     cut every connection of the tap `cuts` times, `every` seconds apart; return what the reader
     returned. If the reader fails before it connected, its error is raised here."""
-    async with httpx.AsyncClient(timeout=DEADLINE) as http:
+    async with httpx2.AsyncClient(timeout=DEADLINE) as http:
         request = http.build_request("GET", f"{app.url}/events?limit={tokens + 2}")
         observer = await http.send(request, stream=True)
         reading: asyncio.Future[Any] = asyncio.ensure_future(reader)

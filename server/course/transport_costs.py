@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.clients.byte_meter import CountingTransport, Meter
 from server.clients.chat_transports import over_sse, over_websocket
@@ -72,7 +72,7 @@ async def bytes_per_message(app: Server) -> list[MessageCost]:
     costs = []
     for size, (texts, tokens) in SIZES.items():
         meter = Meter()
-        async with httpx.AsyncClient(transport=CountingTransport(meter), timeout=30) as poster:
+        async with httpx2.AsyncClient(transport=CountingTransport(meter), timeout=30) as poster:
             with start_wiretap(app) as tap:
                 got = [
                     await over_websocket(tap.url, texts, tokens, compression=None),
@@ -153,7 +153,7 @@ async def measure(
     transport: str, server: Server, idle: int, clients: int, tokens: int
 ) -> WorkerCost:
     """Hold `idle` connections (memory), then send one reply of `tokens` to `clients`."""
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+    async with httpx2.AsyncClient(base_url=server.url, timeout=30) as http:
         async with held(transport, server, 20) as warm:  # imports, first allocations
             await http.post("/messages", json={"text": "warm up", "tokens": 5})
             await wait_for(warm, 7, 30)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable
 from typing import Any, Protocol, Self
 
@@ -32,6 +33,7 @@ from server.fanout.hub import Hub, Message, Subscription
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # While Redis is away, followers and catch-ups try again this often (at most).
 RECONNECT_EVERY = 0.5
+log = logging.getLogger(__name__)
 
 
 class BrokerUnavailable(Exception):
@@ -107,15 +109,36 @@ class RedisFollower:
         """Start following; wait (a little) until ready, so a worker that says it is ready
         really receives what is published from then on."""
         self._task = asyncio.create_task(self._follow())
+        self._task.add_done_callback(_say_if_it_died)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), self.STARTUP_WAIT)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.redis.aclose()
+        """Stop following, and close the connection even if the task had failed."""
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+        finally:
+            await self.redis.aclose()
+
+
+def _say_if_it_died(task: asyncio.Task[None]) -> None:
+    """A follower never ends but by cancellation: if it does, its worker hears nothing more."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "the Redis follower died; this worker gets no more messages", exc_info=task.exception()
+        )
+
+
+def message_of(entry_id: str, fields: dict[str, str], key: str) -> Message | None:
+    """The message in one stream entry, or None (logged) for an entry with no `data` field,
+    such as one added by hand in redis-cli: skipped and moved past, never a dead follower."""
+    data = fields.get("data")
+    if data is None:
+        log.warning("skipping entry %s of %s: it has no data field (%s)", entry_id, key, fields)
+        return None
+    return Message(data, id=entry_id)
 
 
 class LiveFeed:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from redis.exceptions import RedisError
+
 from server.event_ids import StreamId
 from server.fanout.broker import (
     RECONNECT_EVERY,
@@ -22,6 +24,7 @@ from server.fanout.broker import (
     BrokerUnavailable,
     LiveFeed,
     RedisFollower,
+    log,
 )
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message
 
@@ -68,8 +71,10 @@ class PubSubBroker(RedisFollower):
                         self.hub.publish(Message(message["data"]))
             except REDIS_DOWN:
                 pass  # what was published from now until the next SUBSCRIBE is lost
+            except RedisError as error:  # up but refusing (READONLY, a command error): retry
+                log.warning("following channel %s failed (%s); resubscribing", self.channel, error)
             finally:
                 self._ready.clear()
-                with contextlib.suppress(*REDIS_DOWN):
+                with contextlib.suppress(*REDIS_DOWN, RedisError):
                     await pubsub.aclose()
             await asyncio.sleep(RECONNECT_EVERY)

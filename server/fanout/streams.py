@@ -40,9 +40,17 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from server.event_ids import StreamId, parse_stream_id
-from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN, BrokerUnavailable, RedisFollower
+from server.fanout.broker import (
+    RECONNECT_EVERY,
+    REDIS_DOWN,
+    BrokerUnavailable,
+    RedisFollower,
+    log,
+    message_of,
+)
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message, Subscription
 
 DEFAULT_MAXLEN = 10_000  # entries kept, about
@@ -145,9 +153,16 @@ class StreamsBroker(RedisFollower):
                 self._healthy = False
                 await asyncio.sleep(RECONNECT_EVERY)
                 continue
+            except RedisError as error:  # WRONGTYPE, READONLY after a failover: up, not working
+                log.warning("following %s failed (%s); retrying", self.key, error)
+                self._healthy = False
+                await asyncio.sleep(RECONNECT_EVERY)
+                continue
             for _stream, entries in reply or []:
                 for entry_id, fields in _entries(entries):
-                    self.hub.publish(Message(fields["data"], id=entry_id))
+                    message = message_of(entry_id, fields, self.key)
+                    if message is not None:
+                        self.hub.publish(message)
                     self._cursor = entry_id
 
 
@@ -239,7 +254,7 @@ class StreamFeed:
         if not broker.following:
             raise BrokerUnavailable("the worker is not following the stream yet")
         if self._last is None and not self._checked:  # a new client: the last `history`
-            self._pending.extend(_messages(await broker.newest(self._history)))
+            self._pending.extend(_messages(await broker.newest(self._history), broker.key))
             self._caught_up = True
             return
         if not self._checked:
@@ -257,7 +272,9 @@ class StreamFeed:
         except REDIS_DOWN:
             self._reader = None
             raise
-        self._pending.append(Message(fields["data"], id=entry_id))
+        message = message_of(entry_id, fields, self._broker.key)
+        if message is not None:
+            self._pending.append(message)
 
     async def _reset_needed(self, after: StreamId | None) -> bool:
         """Whether the history kept cannot continue after `after`; if so, queue the reset."""
@@ -287,5 +304,6 @@ def _position(entry: Entry) -> StreamId:
     return position
 
 
-def _messages(entries: list[Entry]) -> list[Message]:
-    return [Message(fields["data"], id=entry_id) for entry_id, fields in entries]
+def _messages(entries: list[Entry], key: str) -> list[Message]:
+    messages = (message_of(entry_id, fields, key) for entry_id, fields in entries)
+    return [message for message in messages if message is not None]

@@ -17,7 +17,6 @@ import json
 import os
 from collections.abc import AsyncIterator
 
-import httpx2
 import openai
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse

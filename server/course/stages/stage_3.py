@@ -190,8 +190,10 @@ async def counted_down(
             f"{seen['html'][-120:]!r}"
         )
     if not done or seen["items"] != expected:
+        status = seen["status"]
+        said = 'no role="status" element' if status is None else f"the status said {status!r}"
         raise Missed(
-            f"the list held {seen['items']}, the status {seen['status']!r}"
+            f"the list held {seen['items']}, {said}"
             f"{'' if ended else f' after {within:g} s'}; EventSource requests: {await tab.asked()}"
             + tab.said()
         )
@@ -209,7 +211,8 @@ def start_hub() -> tuple[Server, str]:
     )  # fmt: skip
     folders = {  # its config and runtime files in a folder of its own
         "JUPYTER_PLATFORM_DIRS": "1",
-        **{f"JUPYTER_{kind}_DIR": str(home / kind.lower()) for kind in ("CONFIG", "DATA")},
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
     }
     server = start_command(

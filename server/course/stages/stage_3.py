@@ -278,7 +278,8 @@ async def check(run: StageRun) -> None:
             "it shows 3, 2, 1, 발사! as list items in order, then its status says done, once",
             hint="in `source.onmessage`, append an <li> with `item.textContent = event.data`; when "
             '`event.lastEventId === "0"` (the launch), close the source and set the role="status" '
-            'element\'s text to say "done" (only then: each change of it is read out)',
+            'element\'s text to say "done" (only then: each change of it is read out). A 404 or '
+            "500 for /countdown is stages 1-2: finish them, or `make catch-up STAGE=3`",
         ):
             seen = await counted_down(tab, LAUNCHED, within=15)
             said = [c for c in seen["changes"] if c["items"] < len(LAUNCHED) and c["status"]]

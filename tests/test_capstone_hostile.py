@@ -25,7 +25,7 @@ MAX_STREAMS = 3
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Capstone]:
-    slow = {"FAKE_OPENAI_TPS": "4", "FAKE_OPENAI_TOKENS": "40"}  # a reply streams for ~10 s
+    slow = {"FAKE_OPENAI_TPS": "4", "FAKE_OPENAI_TOKENS": "12"}  # a reply streams for ~3 s
     env = {"MAX_STREAMS": str(MAX_STREAMS), "MAX_ACTIVE": "10"}
     with start_capstone(workers=1, env=env, fake_env=slow) as running:
         yield running
@@ -96,3 +96,16 @@ def test_the_open_stream_limit_holds_under_simultaneous_requests(
     assert statuses.count(200) == MAX_STREAMS and statuses.count(429) == 40 - MAX_STREAMS, sorted(
         statuses
     )
+
+
+def test_a_reconnection_after_the_last_event_ends_at_once(client: httpx2.Client) -> None:
+    """A page that forgets to close its EventSource reconnects with the `done` event's id: it
+    used to be held open with pings for the reply's whole hour in Redis."""
+    client.get("/api/session")
+    events = client.post("/api/chat", json={"message": "hi"}).json()["events"]
+    with client.stream("GET", events) as response:
+        ids = [line[4:] for line in response.iter_lines() if line.startswith("id: ")]
+    for last, status, says in [(ids[-1], 204, ""), ("99999999999999-0", 400, "not issued by")]:
+        with client.stream("GET", events, headers={"Last-Event-ID": last}) as response:
+            assert response.status_code == status  # (a held stream would be a 200)
+            assert says in response.read().decode()

@@ -39,7 +39,7 @@ from starlette.types import ASGIApp
 
 from server import json_body
 from server.apps.capstone import history
-from server.apps.capstone.delivery import reply_events
+from server.apps.capstone.delivery import already_ended, reply_events
 from server.apps.capstone.generation import Generator
 from server.apps.capstone.metrics import CONTENT_TYPE, Metrics
 from server.apps.capstone.replies import Keys, Replies
@@ -183,6 +183,8 @@ async def events(request: Request) -> Response | ASGIApp:
     keys = await _own_reply(request, session_user(request))
     try:
         after = parse_stream_id(request.headers.get("last-event-id"))
+        if await already_ended(request.app.state.replies.redis, keys.reply, after):
+            return Response(status_code=204)  # EventSource stops reconnecting on a 204
     except ValueError as error:
         raise Refused(400, str(error), "bad_request") from None
     streams: Slots = request.app.state.streams

@@ -33,11 +33,29 @@ import redis.asyncio as aioredis
 
 from server.apps.capstone.metrics import Metrics
 from server.apps.capstone.replies import TERMINAL
-from server.event_ids import StreamId
+from server.event_ids import StreamId, parse_stream_id
 from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN
 from server.sse import Event, comment, encode
 
 BLOCK_MS = 5000  # one XREAD's wait: below `connect`'s 10 s socket timeout
+
+
+async def already_ended(redis: aioredis.Redis, reply: str, after: StreamId | None) -> bool:
+    """Whether a client that has `after` already has the reply's last event (answer 204).
+
+    ValueError for an id this reply never issued: one past its newest entry. A page that
+    forgets to close its EventSource reconnects with the `done` event's own id, and an XREAD
+    after it would hold the connection with pings until the reply expires."""
+    if after is None:
+        return False
+    newest: Any = await redis.xrevrange(f"cap:reply:{reply}", count=1)
+    if not newest:
+        return False
+    entry_id, fields = newest[0]
+    last = parse_stream_id(entry_id, "entry id")
+    if last is None or after > last:
+        raise ValueError(f"Last-Event-ID {after} was not issued by this reply")
+    return fields.get("event") in TERMINAL and after == last
 
 
 async def reply_events(

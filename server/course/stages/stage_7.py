@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 import redis.asyncio as aioredis
 
+from server.course.errors import LauncherError
 from server.course.launcher import Server, start_redis
 from server.course.stages.nginx_project import start_project_nginx
 from server.course.stages.room_clients import (
@@ -277,7 +278,10 @@ async def killed_worker(
                 restarted = asyncio.create_task(asyncio.to_thread(victim.restart))
             await asyncio.sleep(0.02)
         if restarted is not None:
-            await restarted
+            try:
+                await restarted
+            except LauncherError as error:
+                raise Missed(f"the killed worker did not start again: {error}") from None
         if len(names) < KILL_MESSAGES - 5:
             raise Missed(f"only {len(names)} of {KILL_MESSAGES} posts through nginx got a 201")
         want = await stream_ids(redis.url, min(names, key=stream_position))

@@ -240,7 +240,7 @@ async def stalled_room(client: httpx2.AsyncClient, nginx: Server, a: Server, b: 
             if None in ids:
                 raise Missed(f"{ids.count(None)} of {STALL_MESSAGES} posts failed")
             await wait_until(
-                lambda: all(len(ls.events) >= STALL_MESSAGES for ls in listeners), within=15
+                lambda: all(len(ls.events) >= STALL_MESSAGES for ls in listeners), within=25
             )
         counts = [len(listener.events) for listener in listeners]
         if min(counts) < STALL_MESSAGES:
@@ -285,7 +285,7 @@ async def killed_worker(
         if len(names) < KILL_MESSAGES - 5:
             raise Missed(f"only {len(names)} of {KILL_MESSAGES} posts through nginx got a 201")
         want = await stream_ids(redis.url, min(names, key=stream_position))
-        await wait_until(lambda: all(ls.last_event_id == want[-1] for ls in listeners), within=20)
+        await wait_until(lambda: all(ls.last_event_id == want[-1] for ls in listeners), within=25)
     for number, listener in enumerate(listeners, 1):
         wrong = compare(listener.events, want, names)
         if wrong:

@@ -8,12 +8,17 @@ from server.course.launcher import stop_all
 from server.course.project import LEARNER
 from server.course.stages import STAGES, check_stage
 
-parser = argparse.ArgumentParser(description="Check one stage of your chat project.")
-parser.add_argument("stage", type=int, choices=STAGES)
-parser.add_argument("--project", type=Path, default=LEARNER, help="default: notebooks/mychat")
-args = parser.parse_args()
-try:
-    passed = check_stage(args.stage, args.project)
-finally:
-    stop_all()
-sys.exit(0 if passed else 1)
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Check one stage of your chat project.")
+    parser.add_argument("stage", type=int, choices=STAGES)
+    parser.add_argument("--project", type=Path, default=LEARNER, help="default: notebooks/mychat")
+    args = parser.parse_args()
+    try:
+        return 0 if check_stage(args.stage, args.project) else 1
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,8 +19,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from server.course.browser import BrowserNotFoundError, launch_options
 from server.course.errors import LauncherError
 from server.course.launcher import Server
+from server.course.stages.hub import PREFIX
 from server.course.stages.run import Missed, StageRun
-from server.course.stages.stage_3 import PREFIX
 from server.course.stages.waits import wait_until
 from server.seed_texts import PROMPT, REPLY
 from server.sse import MEDIA_TYPE, encode_json

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
-import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +36,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from server.course.browser import BrowserNotFoundError, launch_options
 from server.course.errors import LauncherError
-from server.course.launcher import Server, start_command
-from server.course.logs import new_workdir
+from server.course.stages.hub import PREFIX, start_hub, stop_hub
 from server.course.stages.run import Missed, StageRun
 from server.course.stages.waits import wait_until
 
@@ -50,20 +47,6 @@ NEEDS = ("browser",)
 
 LAUNCHED = ["3", "2", "1", "발사!"]
 PAYLOAD = '<img src=x onerror="window.pwned=1">'
-PREFIX = "/user/learner/"  # what a JupyterHub gives a user called "learner"
-# The hub's other server extensions (the JupyterLab UI, language servers, terminals) add nothing
-# to the proxy and seconds to the start; jupyter-server-proxy stays as this environment set it.
-ONLY_THE_PROXY = {
-    name: False
-    for name in (
-        "jupyterlab",
-        "notebook",
-        "notebook_shim",
-        "jupyter_lsp",
-        "jupyter_server_terminals",
-    )
-}
-
 # Installed before the page's own scripts: every EventSource the page creates, and what the list
 # and the status held after each change of the page.
 WATCH = """
@@ -198,41 +181,6 @@ async def counted_down(
             + tab.said()
         )
     return seen
-
-
-def start_hub() -> tuple[Server, str]:
-    """A Jupyter server with jupyter-server-proxy under /user/learner/, as a hub runs one."""
-    home, token = new_workdir("jupyter"), secrets.token_hex(16)
-    command = (
-        sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-        "--ServerApp.ip=127.0.0.1", "--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--ServerApp.base_url={PREFIX}", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={home}", f"--ServerApp.jpserver_extensions={ONLY_THE_PROXY}",
-    )  # fmt: skip
-    folders = {  # its config and runtime files in a folder of its own
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-    }
-    server = start_command(
-        command,
-        listening=rf"http://127\.0\.0\.1:(\d+){PREFIX}",
-        env=folders,
-        ready_path=f"{PREFIX}api/status",
-        timeout=30,
-        name="jupyter-server",
-    )
-    return server, token
-
-
-async def stop_hub(starting: asyncio.Future[tuple[Server, str]]) -> None:
-    """Stop the hub's Jupyter server, once it has started (a failed start left nothing)."""
-    try:
-        server, _ = await starting
-    except LauncherError:
-        return
-    await asyncio.to_thread(server.kill)  # it holds nothing to save
 
 
 async def check(run: StageRun) -> None:

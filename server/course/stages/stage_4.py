@@ -25,8 +25,8 @@ import httpx2
 
 from server.course.launcher import Server, start_app
 from server.course.stages.chat_page_checks import page_checks
+from server.course.stages.hub import start_hub, stop_hub
 from server.course.stages.run import Missed, StageRun
-from server.course.stages.stage_3 import start_hub, stop_hub
 from server.course.stages.waits import wait_until_async
 from server.seed_texts import PROMPT, REPLY
 from server.sse import MEDIA_TYPE, Decoder, Event

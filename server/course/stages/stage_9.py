@@ -2,7 +2,7 @@
 
 How it is checked: a throwaway redis-server, the course's fake model (`server.apps.fake_openai`,
 2 s before its first token, then 20 a second; deterministic, so each prompt's reply is known:
-`reply_for(prompt, 0, 40)`) and two workers of the learner's app (A and B) with `REDIS_URL`,
+the checker asks it once, unpaced, first) and two workers of your app (A and B) with `REDIS_URL`,
 `OPENAI_BASE_URL` and `OPENAI_API_KEY` set. First on the workers directly: a message posted to A,
 its reply read from B (exact text, stream ids, heartbeats during the model's first 2 s, `done`),
 resumed from A with `Last-Event-ID`, and bad input refused. Then through the learner's nginx
@@ -19,19 +19,22 @@ not repeat itself (the fake model does): lesson 11's stage text says so.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import re
-from dataclasses import dataclass, field
 
 import httpx2
 
-from server.apps.fake_openai.model import reply_for
-from server.clients.sse_client import NotAnEventStream, connect_sse
 from server.course.launcher import Server, start_app, start_redis
 from server.course.stages.nginx_project import start_project_nginx
+from server.course.stages.reply_clients import (
+    User,
+    chat,
+    learn_replies,
+    post,
+    problems,
+    read_raw,
+    reply_id,
+)
 from server.course.stages.run import Missed, StageRun
 from server.course.stages.waits import wait_until, wait_until_async
-from server.sse import Decoder, Event
 
 TITLE = "replies generated into Redis, streamed by any worker, kept when a worker dies"
 LESSON = "11_capstone"
@@ -43,128 +46,11 @@ PROMPT = "How does a reply survive its worker?"
 USERS = 30
 KILL_AFTER = 3  # deltas every user has when worker A is killed
 FLOOD, MOST = 12, 5  # messages one user sends in a row; how many may be accepted
-READ_WITHIN = 15.0  # seconds a whole reply may take to read (it takes about 4)
-STREAM_ID = re.compile(r"\d+-\d+")
-TERMINAL = ("done", "error")
 JSON = {"Content-Type": "application/json"}
 
 
-def expected(prompt: str) -> str:
-    """The fake model's reply to `prompt` (a request without a seed is seed 0)."""
-    return reply_for(prompt, 0, TOKENS)
-
-
-async def post(client: httpx2.AsyncClient, user: str, message: str) -> httpx2.Response:
-    return await client.post("/replies", json={"message": message}, headers={"X-User": user})
-
-
-def reply_id(response: httpx2.Response) -> str:
-    """The reply's id from a 202, or `Missed` saying what came instead."""
-    try:
-        value = response.json()["id"]
-    except (ValueError, KeyError, TypeError):
-        value = None
-    if response.status_code != 202 or not isinstance(value, str):
-        raise Missed(f"{response.status_code} {response.text[:120]!r}")
-    return value
-
-
-async def read_raw(
-    client: httpx2.AsyncClient, url: str, headers: dict[str, str] | None = None
-) -> tuple[bytes, list[Event]]:
-    """A whole reply stream: its bytes (comments included) and its events; `Missed` if the
-    stream is not one, or has not ended within READ_WITHIN seconds."""
-    raw, headers = b"", {"Accept": "text/event-stream", **(headers or {})}
-    try:
-        async with (
-            asyncio.timeout(READ_WITHIN),
-            client.stream("GET", url, headers=headers) as response,
-        ):
-            kind = response.headers.get("content-type", "")
-            if response.status_code != 200 or not kind.startswith("text/event-stream"):
-                raise Missed(str(NotAnEventStream(response, await response.aread())))
-            async for chunk in response.aiter_bytes():
-                raw += chunk
-    except TimeoutError:
-        events = Decoder().feed(raw)
-        last = events[-1].event if events else None
-        raise Missed(
-            f"the stream had not ended after {READ_WITHIN:.0f} s: {len(events)} events, the "
-            f"last one {last!r}; `follow` must return after the `done` entry"
-        ) from None
-    return raw, Decoder().feed(raw)
-
-
-def problems(events: list[Event], prompt: str) -> str:
-    """What is wrong with one reply's events ("" if nothing): ids, text, the last event."""
-    ids = [event.id or "" for event in events]
-    odd = [i for i in ids if not STREAM_ID.fullmatch(i)]
-    if odd:
-        return f"an event id that is not a Redis stream id: {odd[0]!r}"
-    numbers = [tuple(map(int, i.split("-"))) for i in ids]
-    if any(b <= a for a, b in itertools.pairwise(numbers)):
-        return "an event came twice, or out of order (its id is not after the one before)"
-    kinds = [event.event for event in events]
-    if not kinds or kinds[-1] not in TERMINAL or any(k in TERMINAL for k in kinds[:-1]):
-        return f"the events were {_sketch(kinds)}: deltas, then one `done` at the end"
-    if kinds[-1] != "done":
-        return f"it ended with `error`: {events[-1].data[:120]!r}"
-    text = "".join(event.data for event in events[:-1])
-    if text != expected(prompt):
-        want = expected(prompt)
-        at = next((n for n, (a, b) in enumerate(zip(text, want, strict=False)) if a != b), None)
-        at = min(len(text), len(want)) if at is None else at
-        near = slice(max(0, at - 20), at + 20)
-        return (
-            f"the text differs from the model's at character {at}: got {text[near]!r}, "
-            f"the model said {want[near]!r}"
-        )
-    return ""
-
-
-def _sketch(kinds: list[str | None]) -> str:
-    shown = [kind or "message" for kind in kinds]
-    return " ".join(shown) if len(shown) <= 8 else " ".join([*shown[:3], "...", *shown[-3:]])
-
-
-@dataclass
-class User:
-    """One simulated user of the load run: what they sent, and every event they received."""
-
-    name: str
-    prompt: str
-    reply: str = ""
-    events: list[Event] = field(default_factory=list)
-    connections: int = 0
-    deltas: int = 0
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.events) and self.events[-1].event in TERMINAL
-
-
-async def chat(client: httpx2.AsyncClient, user: User) -> None:
-    """Post, then read the reply to its end the way a page does: reconnect with the last id."""
-    user.reply = reply_id(await post(client, user.name, user.prompt))
-    while not user.finished:
-        last = user.events[-1].id if user.events else None
-        headers = {"Last-Event-ID": last} if last else {}
-        user.connections += 1
-        try:
-            async with connect_sse(
-                client, "GET", f"/replies/{user.reply}/events", headers=headers
-            ) as events:
-                async for event in events:
-                    user.events.append(event)
-                    user.deltas += event.event == "message"
-                    if event.event in TERMINAL:
-                        return
-        except NotAnEventStream as error:
-            if error.response.status_code < 500:
-                raise Missed(f"{user.name}, resuming after {last}: {error}") from None
-        except httpx2.TransportError:
-            pass  # the worker died under the stream: reconnect, as EventSource would
-        await asyncio.sleep(0.2)  # EventSource's retry delay, shortened
+def user_prompt(n: int) -> str:
+    return f"{PROMPT} (user {n})"
 
 
 async def model_requests(client: httpx2.AsyncClient, fake: Server, at_least: int = 0) -> int:
@@ -200,6 +86,7 @@ async def start_servers(run: StageRun) -> tuple[Server, Server, Server]:
 
 async def check(run: StageRun) -> None:
     fake, a, b = await start_servers(run)
+    await learn_replies(fake, [PROMPT, *(user_prompt(n) for n in range(USERS))])
     timeout = httpx2.Timeout(10, connect=5)
     limits = httpx2.Limits(max_connections=USERS * 2)
     async with (
@@ -323,7 +210,7 @@ async def check(run: StageRun) -> None:
                 asked = await model_requests(
                     front, fake, at_least=2 + accepted
                 )  # the first reply, the flood's, the other user's
-                users = [User(f"user-{n}", f"{PROMPT} (user {n})") for n in range(USERS)]
+                users = [User(f"user-{n}", user_prompt(n)) for n in range(USERS)]
                 chats = asyncio.gather(*(chat(front, user) for user in users))
                 try:
                     ready = await wait_until(

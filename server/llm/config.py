@@ -19,24 +19,25 @@ The upstream:
 How long it waits (`Settings`); the `openai` client's own defaults, a 600 s timeout and two
 silent retries, are not what a browser waiting on a stream wants:
 
-- ``RELAY_HEARTBEAT`` (15 s): after this long with nothing to send, the relay sends the browser
-  a comment line, so that a proxy does not take the silence of a slow model for a dead
-  connection (nginx's ``proxy_read_timeout`` is 60 s by default: lesson 08).
-- ``RELAY_TIMEOUT`` (60 s): the longest wait for the upstream, once connected, for its
+- ``RELAY_HEARTBEAT`` (15 s, 0.05-3600): after this long with nothing to send, the relay sends
+  the browser a comment line, so that a proxy does not take the silence of a slow model for a
+  dead connection (nginx's ``proxy_read_timeout`` is 60 s by default: lesson 08).
+- ``RELAY_TIMEOUT`` (60 s, 0.1-3600): the longest wait for the upstream, once connected, for its
   answer or for the next piece of a stream; connecting gets at most 10 s of it.
-- ``RELAY_MAX_RETRIES`` (1): how often the client retries a request that failed before its
+- ``RELAY_MAX_RETRIES`` (1, 0-10): how often the client retries a request that failed before its
   stream began (connection error, 408, 409, 429, 5xx), waiting as the server asks. A stream
   that has begun is never retried: that would run, and bill, the whole generation again.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dotenv import dotenv_values, find_dotenv
+
+from server.settings import number
 
 DEFAULT_MODEL = "gpt-4o-mini"
 LOCAL_KEY = "sk-local-no-key-needed"
@@ -69,25 +70,10 @@ class Settings:
     def from_env(cls, env: Mapping[str, str | None]) -> Settings:
         """The ``RELAY_*`` settings; a malformed one raises `ValueError` naming it."""
         defaults = cls()
-
-        def number(name: str, default: float, kind: type[float] | type[int]) -> float:
-            raw = (env.get(name) or "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                value = math.nan
-            in_range = value >= 0 if kind is int else value > 0  # False for NaN
-            if not (in_range and math.isfinite(value)):
-                what = "a whole number >= 0" if kind is int else "a number of seconds > 0"
-                raise ValueError(f"{name} must be {what}, got {raw!r}")
-            return value
-
         return cls(
-            heartbeat=number("RELAY_HEARTBEAT", defaults.heartbeat, float),
-            timeout=number("RELAY_TIMEOUT", defaults.timeout, float),
-            max_retries=int(number("RELAY_MAX_RETRIES", defaults.max_retries, int)),
+            heartbeat=number(env, "RELAY_HEARTBEAT", defaults.heartbeat, low=0.05, high=3600),
+            timeout=number(env, "RELAY_TIMEOUT", defaults.timeout, low=0.1, high=3600),
+            max_retries=number(env, "RELAY_MAX_RETRIES", defaults.max_retries, low=0, high=10),
         )
 
 

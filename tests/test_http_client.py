@@ -38,15 +38,8 @@ MODULES = {
 LESSONS = {
     "03_sse_wire_format": "§7.3 and §10 compare the course's decoder with httpx-sse, which takes "
     "an `httpx` client or response",
-    "04_fastapi_streaming": "§4 reads the app's streams with httpx-sse, which takes an `httpx` "
-    "client",
-}
-
-# Places still being switched when this test was written: each helper of issue 29 switches its
-# own lesson's cells. Listed so the rule holds meanwhile; an entry fails the second test once its
-# place no longer imports `httpx`, so the list cannot outlive the switch.
-NOT_YET = {
-    "10_websocket_vs_sse": "cell 40 reads one refusal with `httpx.get`: lesson 10's own switch",
+    "04_fastapi_streaming": "§4 and its heartbeat cell read the app's streams with httpx-sse, "
+    "which takes an `httpx` client",
 }
 
 
@@ -97,8 +90,7 @@ def _lesson_cells() -> dict[str, list[tuple[str, int, str]]]:
 
 def test_old_client_is_imported_only_where_a_library_needs_it() -> None:
     modules, lessons = _modules(), _lesson_cells()
-    unexplained = sorted(set(modules) - set(MODULES))
-    unexplained += sorted(set(lessons) - set(LESSONS) - set(NOT_YET))
+    unexplained = sorted(set(modules) - set(MODULES)) + sorted(set(lessons) - set(LESSONS))
     where = [f"{path}:{n}: {line}" for path in modules for n, line in modules[path]]
     where += [f"{nb} cell {i}: {line}" for cells in lessons.values() for nb, i, line in cells]
     assert not unexplained, (
@@ -107,14 +99,12 @@ def test_old_client_is_imported_only_where_a_library_needs_it() -> None:
     )
 
 
-@pytest.mark.parametrize("place", [*MODULES, *LESSONS, *NOT_YET])
+@pytest.mark.parametrize("place", [*MODULES, *LESSONS])
 def test_each_exception_still_needs_httpx_and_says_why(place: str) -> None:
     if place in MODULES:
         lines = [line for _, line in _modules().get(place, [])]
     else:
         lines = [line for _, _, line in _lesson_cells().get(place, [])]
     assert lines, f"{place} no longer imports httpx: remove it from this test's exceptions"
-    if place in NOT_YET:
-        return
     silent = [line for line in lines if "#" not in line]
     assert not silent, f"{place}: say why httpx, in a comment on the import: {silent}"

@@ -91,8 +91,9 @@ async def entries_after(last_id: str) -> AsyncIterator[tuple[str, str] | None]:
         if not found:
             yield None
         for _key, entries in found:
-            for last_id, fields in entries:
-                yield last_id, fields["data"]
+            for entry_id, fields in entries:
+                yield entry_id, fields["data"]
+                last_id = entry_id  # the next XREAD reads after it
     ### END STAGE 7
 
 

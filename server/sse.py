@@ -2,7 +2,7 @@
 
 Everything in the course that speaks SSE goes through this module: servers call
 `encode` and `comment` to make bytes, clients feed bytes to a `Decoder` to get events.
-It does no I/O, so the same code works over asyncio, FastAPI, Django, httpx or Redis.
+It does no I/O, so the same code works over asyncio, FastAPI, Django, httpx2 or Redis.
 
 Theory of operation
 -------------------

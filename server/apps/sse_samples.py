@@ -1,7 +1,7 @@
 """Fixed SSE byte streams, served exactly as written, to look at the wire format (lesson 03).
 
     samples = start_app("server.apps.sse_samples:app")
-    httpx.get(f"{samples.url}/samples/every-field").content == SAMPLES["every-field"]
+    httpx2.get(f"{samples.url}/samples/every-field").content == SAMPLES["every-field"]
 
 Each sample is a short, finite ``text/event-stream`` body whose exact bytes are in `SAMPLES`,
 so a cell or a test can compare what arrived with what was sent, byte for byte, however the
@@ -14,7 +14,7 @@ network (or `server.course.wiretap`) cut it on the way:
 - ``spec-example``: the WHATWG standard's example with a comment and three events.
 - ``line-separator``: one JSON delta, as lesson 06's relay sends it (`encode_json` keeps
   non-ASCII text as UTF-8), holding U+2028 LINE SEPARATOR: ordinary data to SSE, but a line
-  break to ``str.splitlines`` and so to httpx's ``iter_lines()``.
+  break to ``str.splitlines`` and so to httpx2's ``iter_lines()``.
 
 ``GET /`` lists the names; ``GET /samples/{name}`` sends that sample in one write and ends.
 """

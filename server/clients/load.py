@@ -21,11 +21,11 @@ new visitor's would be: with streams held, is there still time for anyone else?
 Each stream holds a file descriptor: `server.clients.open_files.stream_budget` scales `n` down
 to what this process's open-files limit allows, and says so.
 
-Why raw asyncio streams, not httpx: measured here (2 cores), one `httpx.AsyncClient` spent
-1.5 ms of CPU per stream to open 1,000 streams, 3 ms for 4,000 (its pool scans every
-connection as a request starts or ends), then 75-115 µs per event; these sockets 0.5 ms and
-25 µs. The HTTP is lesson 01's (`server.clients.http_raw`) plus chunked framing read
-incrementally. Loopback only: this is a load generator.
+Why raw asyncio streams, not httpx2: measured here (2 cores, with httpx, whose connection pool
+httpx2 keeps), one `httpx.AsyncClient` spent 1.5 ms of CPU per stream to open 1,000 streams,
+3 ms for 4,000 (its pool scans every connection as a request starts or ends), then 75-115 µs
+per event; these sockets 0.5 ms and 25 µs. The HTTP is lesson 01's (`server.clients.http_raw`)
+plus chunked framing read incrementally. Loopback only: this is a load generator.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        """The URL for code running in the kernel (httpx, the openai client, redis-py)."""
+        """The URL for code running in the kernel (httpx2, the openai client, redis-py)."""
         return f"{self.recipe.scheme}://{self.host}:{self.port}"
 
     def browser_url(self, path: str = "/") -> str:

@@ -1,7 +1,7 @@
 """A loopback TCP proxy that records every chunk that crosses it, and can misbehave on purpose.
 
     tap = start_wiretap(app)                 # client -> tap.url -> app
-    httpx.get(tap.url + "/hello")
+    httpx2.get(tap.url + "/hello")
     for record in tap.records():             # (seconds, connection, direction, bytes)
         print(record)
 

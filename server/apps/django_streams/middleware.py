@@ -4,7 +4,7 @@ Django's `GZipMiddleware` compresses streaming responses too, and on an event st
 goes wrong either way (lesson 07 measures both): a sync stream is held in the compressor's
 buffer until enough text piles up (events arrive late, in bursts), and an async stream has
 each event compressed as its own gzip member (bigger than the event, and clients that read
-only the first member, httpx among them, silently lose the rest). Starlette's middleware
+only the first member, httpx2 among them, silently lose the rest). Starlette's middleware
 skips `text/event-stream` since 0.46; this does the same for Django.
 """
 

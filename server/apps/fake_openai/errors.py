@@ -74,7 +74,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     except ValueError as error:
         raise InvalidRequest(
             f"We could not parse the JSON body of your request ({error}). The API expects "
-            "a JSON object: send it with json=... (httpx) or let the openai client do it."
+            "a JSON object: send it with json=... (httpx2) or let the openai client do it."
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest(

@@ -8,6 +8,7 @@
 - `running`, `connected`: listeners reading for the length of a block, once each has opened.
 - `post`: one message through `POST /room/messages`, its id or None if the post failed.
 - `compare`: the ids a listener received against the ids the stream holds, in words.
+- `stream_ids`: what the stream holds, read from Redis itself.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
+import redis.asyncio as aioredis
 
 from server.clients.sse_client import NotAnEventStream, connect_sse
 from server.course.stages.run import Missed
@@ -150,3 +153,22 @@ def compare(got: list[Event], want: list[str], names: Mapping[str, str]) -> str:
 def shorten(texts: list[str], most: int = 8) -> str:
     shown = ", ".join(texts[:most])
     return shown + (f" and {len(texts) - most} more" if len(texts) > most else "")
+
+
+async def stream_ids(redis_url: str, first: str) -> list[str]:
+    """The ids of the Redis stream that holds `first`, from `first` on: what was stored."""
+    redis = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        async for key in redis.scan_iter(_type="stream"):
+            if await redis.xrange(key, min=first, max=first):
+                entries: Any = await redis.xrange(key, min=first)
+                return [entry_id for entry_id, _ in entries]
+    finally:
+        await redis.aclose()
+    raise Missed(f"no Redis stream holds the id {first} that POST /room/messages returned")
+
+
+def stream_position(entry_id: str) -> tuple[int, int]:
+    """A Redis stream id as numbers, which sort in the stream's order (text does not)."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence)

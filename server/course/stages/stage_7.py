@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import re
 from contextlib import suppress
-from typing import Any
 
 import httpx2
-import redis.asyncio as aioredis
 
 from server.course.errors import LauncherError
 from server.course.launcher import Server, start_redis
@@ -29,6 +27,8 @@ from server.course.stages.room_clients import (
     post,
     running,
     stalled_listener,
+    stream_ids,
+    stream_position,
     text_of,
 )
 from server.course.stages.run import Missed, StageRun
@@ -293,21 +293,3 @@ async def killed_worker(
             raise Missed(f"listener {number} (cut {cuts} times): {wrong}")
     if all(listener.connections == 1 for listener in listeners):
         raise Missed(f"no listener was cut: the streams opened per worker were {held()}")
-
-
-async def stream_ids(redis_url: str, first: str) -> list[str]:
-    """The ids of the Redis stream that holds `first`, from `first` on: what was stored."""
-    redis = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        async for key in redis.scan_iter(_type="stream"):
-            if await redis.xrange(key, min=first, max=first):
-                entries: Any = await redis.xrange(key, min=first)
-                return [entry_id for entry_id, _ in entries]
-    finally:
-        await redis.aclose()
-    raise Missed(f"no Redis stream holds the id {first} that POST /room/messages returned")
-
-
-def stream_position(entry_id: str) -> tuple[int, int]:
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -371,8 +372,8 @@ def test_responses_refuse_what_the_real_api_refuses(
 @pytest.mark.parametrize(
     ("header", "value", "words"),
     [
-        ("x-fake-ttft", "soon", ["x-fake-ttft", "expected a number >= 0", "'soon'"]),
-        ("x-fake-tps", "-1", ["x-fake-tps", ">= 0"]),
+        ("x-fake-ttft", "soon", ["x-fake-ttft", "expected a number from 0 to 600", "'soon'"]),
+        ("x-fake-tps", "-1", ["x-fake-tps", "from 0.1 to 100000, or 0"]),
         ("x-fake-tps", "nan", ["x-fake-tps"]),
         ("x-fake-tokens", "2.5", ["x-fake-tokens", "expected an integer"]),
         ("x-fake-status", "200", ["x-fake-status", "from 400 to 599"]),
@@ -395,7 +396,8 @@ def test_a_malformed_knob_is_a_400_that_names_it(
 
 
 def test_a_malformed_knob_in_the_environment_stops_the_server_at_startup() -> None:
-    with pytest.raises(LauncherError, match="Invalid FAKE_OPENAI_TPS: expected a number >= 0"):
+    expected = "Invalid FAKE_OPENAI_TPS: expected a number from 0.1 to 100000, or 0"
+    with pytest.raises(LauncherError, match=re.escape(expected)):
         start_app("server.apps.fake_openai:app", env={"FAKE_OPENAI_TPS": "fast"})
 
 

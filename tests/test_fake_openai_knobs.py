@@ -1,4 +1,4 @@
-"""The fake model's knobs are bounded: a knob that would never finish, or 500, is a 400 that says why.
+"""The fake model's knobs are bounded: one that would never finish, or 500, is a 400 that says why.
 
 `x-fake-retry-after: inf` used to be a 500, `x-fake-ttft: inf` and `x-fake-tps: 1e-300` streams
 that never finish, and `x-fake-tokens` unbounded (3,000,000 tokens built on the event loop

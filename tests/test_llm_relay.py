@@ -349,7 +349,7 @@ def test_the_scripted_upstream_ends_well_when_asked(scripted: Server) -> None:
 def test_without_an_upstream_the_relay_refuses_to_start(serve: Callable[..., Server]) -> None:
     with pytest.raises(LauncherError, match="No LLM to relay: OPENAI_BASE_URL and OPENAI_API_KEY"):
         serve("server.apps.llm_relay:app", env=NO_DOTENV)
-    with pytest.raises(LauncherError, match="RELAY_HEARTBEAT must be a number from 0.05 to 3600"):
+    with pytest.raises(LauncherError, match=r"RELAY_HEARTBEAT must be a number from 0\.05 to 3600"):
         serve("server.apps.llm_relay:app", env={**NO_DOTENV, "OPENAI_API_KEY": "sk-x",
                                                 "RELAY_HEARTBEAT": "-1"})  # fmt: skip
 

@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from server.sse import Event, comment, encode
 
 router = APIRouter()
-REDIS_URL = os.environ.get("MYCHAT_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
 REDIS = aioredis.from_url(REDIS_URL, decode_responses=True)  # connects on first use
 ROOM = "mychat:room"  # the stream's key
 KEEP = 1000  # MAXLEN ~: the stream keeps about this many messages, the room's history

@@ -1,7 +1,7 @@
 """Stage 7 (lesson 09): the chat room on two workers behind nginx, through one Redis stream.
 
 How it is checked: a real redis-server, two workers of the learner's app (uvicorn, each with
-`MYCHAT_REDIS_URL` and `CHAT_HEARTBEAT=1`), nginx in front of both. The checker posts with
+`REDIS_URL` and `CHAT_HEARTBEAT=1`), nginx in front of both. The checker posts with
 httpx2 and listens with the course's SSE decoder: good and bad posts to one worker, a message
 through nginx to listeners on both workers, an idle stream's heartbeat, a listener that reads
 nothing beside two that read, malformed and good `Last-Event-ID`s, and six listeners through
@@ -64,7 +64,7 @@ BURST = 20
 
 async def check(run: StageRun) -> None:
     redis = run.started(start_redis())
-    env = {"MYCHAT_REDIS_URL": redis.url, "CHAT_HEARTBEAT": HEARTBEAT}
+    env = {"REDIS_URL": redis.url, "CHAT_HEARTBEAT": HEARTBEAT}
     a, b = await asyncio.gather(
         asyncio.to_thread(run.app, env=env), asyncio.to_thread(run.app, env=env)
     )

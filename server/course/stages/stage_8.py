@@ -1,7 +1,7 @@
 """Stage 8 (lesson 10, optional): stage 7's chat room over a WebSocket, at /room/ws.
 
 How it is checked: a real redis-server and two workers of the learner's app (uvicorn, with
-`MYCHAT_REDIS_URL`); no nginx (lesson 10, section 6 shows what a WebSocket needs from it). The
+`REDIS_URL`); no nginx (lesson 10, section 6 shows what a WebSocket needs from it). The
 checker opens sockets with the `websockets` library and listens to `/room/events` with httpx2
 and the course's SSE decoder: a message up a socket and back down it, across workers in both
 directions (socket to SSE, POST to socket), a socket that reconnects with `?last_id=`, then
@@ -98,7 +98,7 @@ async def close_code(ws: ClientConnection) -> tuple[int | None, str]:
 
 async def check(run: StageRun) -> None:
     redis = run.started(start_redis())
-    env = {"MYCHAT_REDIS_URL": redis.url, "CHAT_HEARTBEAT": "1"}
+    env = {"REDIS_URL": redis.url, "CHAT_HEARTBEAT": "1"}
     a, b = await asyncio.gather(
         asyncio.to_thread(run.app, env=env), asyncio.to_thread(run.app, env=env)
     )

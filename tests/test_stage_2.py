@@ -6,13 +6,15 @@ stage's check on it: the check must fail, and at the behaviour that the mistake 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from server.course import project
 from server.course.stages import check_stage
+from tests.stage_checks import broken, reference_and_stubs
+
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(2)
+
 
 # (what the learner got wrong, the reference's line, their line, the behaviour that must miss)
 MISTAKES = [
@@ -56,12 +58,7 @@ MISTAKES = [
 def test_a_mistake_fails_at_its_behaviour(
     right: str, wrong: str, missed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = tmp_path / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    countdown = folder / "countdown.py"
-    source = countdown.read_text()
-    assert source.count(right) == 1, f"the reference no longer has {right!r}"
-    countdown.write_text(source.replace(right, wrong))
+    folder = broken(tmp_path, "countdown.py", (right, wrong))
 
     passed = check_stage(2, folder)
     out = capsys.readouterr().out

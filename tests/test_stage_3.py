@@ -7,15 +7,16 @@ check on it in Chromium: the check must fail, and at the behaviour that the mist
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from server.course import project
 from server.course.stages import check_stage
+from tests.stage_checks import broken, reference_and_stubs
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
+
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(3)
 
 # (what the learner got wrong, the file, the reference's text, theirs, the behaviour that misses)
 MISTAKES = [
@@ -62,12 +63,7 @@ def test_a_mistake_fails_at_its_behaviour(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    folder = tmp_path / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    page = folder / "static" / file
-    source = page.read_text()
-    assert source.count(right) == 1, f"the reference no longer has {right!r}"
-    page.write_text(source.replace(right, wrong))
+    folder = broken(tmp_path, f"static/{file}", (right, wrong))
 
     passed = check_stage(3, folder)
     out = capsys.readouterr().out

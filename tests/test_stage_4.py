@@ -6,15 +6,16 @@ real check: it must fail, and at the behaviour that the mistake breaks.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from server.course import project
 from server.course.stages import check_stage
+from tests.stage_checks import broken, reference_and_stubs
 
 pytestmark = pytest.mark.browser
+
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(4)
 
 # The seeds' relay: a sync generator over the sync client (lesson 06, section 7), made async for
 # `with_heartbeats` by Starlette's thread pool. When the client leaves, nothing closes it.
@@ -91,12 +92,7 @@ def test_a_mistake_fails_at_its_behaviour(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    folder = tmp_path / "solutions" / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    source = folder / path
-    text = source.read_text()
-    assert text.count(right) == 1, right
-    source.write_text(text.replace(right, wrong))
+    folder = broken(tmp_path, path, (right, wrong))
     assert not check_stage(4, folder)
     out = capsys.readouterr().out
     failed = [line for line in out.splitlines() if line.startswith("❌")]

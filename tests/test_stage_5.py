@@ -6,28 +6,17 @@ at the behaviour that the mistake breaks, saying what it received.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from server.course import project
 from server.course.stages import check_stage
+from tests.stage_checks import broken, reference_and_stubs
 
-VIEWS = Path("django_site/views.py")
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(5)
 
 
-def broken(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    """A copy of the reference project with each (old, new) edit made once in its views.py."""
-    folder = tmp_path / "solutions" / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    views = folder / VIEWS
-    text = views.read_text()
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    views.write_text(text)
-    return folder
+VIEWS = "django_site/views.py"
 
 
 def test_a_sync_generator_is_read_whole_and_the_log_says_why(
@@ -36,6 +25,7 @@ def test_a_sync_generator_is_read_whole_and_the_log_says_why(
     """The seed's habit: `def` and `time.sleep`. Under ASGI Django sends it all at the end."""
     folder = broken(
         tmp_path,
+        VIEWS,
         ("import asyncio\n", "import asyncio\nimport time\n"),
         ("async def ticks(", "def ticks("),
         ("await asyncio.sleep(interval)", "time.sleep(interval)"),
@@ -52,7 +42,9 @@ def test_cleanup_under_except_exception_misses_the_cancellation(
 ) -> None:
     """`CancelledError` is not an `Exception`: cleanup written under `except Exception` never
     runs when the client leaves."""
-    folder = broken(tmp_path, ("    finally:  # runs when", "    except Exception:  # runs when"))
+    folder = broken(
+        tmp_path, VIEWS, ("    finally:  # runs when", "    except Exception:  # runs when")
+    )
     assert not check_stage(5, folder)
     out = capsys.readouterr().out
     assert "❌ the generator's cleanup runs within 2 s of a client leaving" in out, out

@@ -7,7 +7,6 @@ check relies on (which location, hence which proxy_read_timeout, nginx picks for
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,11 @@ from server.course.stages import check_stage
 from server.course.stages.nginx_project import effective, parse_config, seconds
 from server.course.stages.run import Missed
 from server.course.stages.stage_6 import compressed, read_timeout_for_chat
+from tests.stage_checks import broken, reference_and_stubs
 
 pytestmark = pytest.mark.nginx
 
-
-def broken(tmp_path: Path, file: str, *edits: tuple[str, str]) -> Path:
-    """A copy of the reference project with each (old, new) edit made once in `file`."""
-    folder = tmp_path / "solutions" / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    path = folder / file
-    text = path.read_text()
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path.write_text(text)
-    return folder
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(6)
 
 
 def test_buffering_left_on_holds_big_events(

@@ -7,15 +7,16 @@ the unbroken reference, each of these tests fails: the check passes.)
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from server.course import project
 from server.course.stages import check_stage
+from tests.stage_checks import broken, reference_and_stubs, reference_copy
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]
+
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(7)
 
 # One reader per worker for all its listeners, each with a bounded queue that the reader
 # waits on (`await queue.put`): lesson 09's hub without its "never wait" (exercise 1). Once a
@@ -89,25 +90,13 @@ MISTAKES = [
 ]
 
 
-def broken_copy(tmp_path: Path) -> Path:
-    folder = tmp_path / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
 @pytest.mark.parametrize(
     ("edits", "missed"), [pytest.param(*rest, id=name) for name, *rest in MISTAKES]
 )
 def test_a_mistake_fails_at_its_behaviour(
     edits: list[tuple[str, str]], missed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = broken_copy(tmp_path)
-    room = folder / "room.py"
-    source = room.read_text()
-    for right, wrong in edits:
-        assert source.count(right) == 1, f"the reference no longer has {right!r}"
-        source = source.replace(right, wrong)
-    room.write_text(source)
+    folder = broken(tmp_path, "room.py", *edits)
 
     passed = check_stage(7, folder)
     out = capsys.readouterr().out
@@ -118,7 +107,7 @@ def test_a_mistake_fails_at_its_behaviour(
 def test_a_reader_that_waits_for_one_listener_holds_up_the_others(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = broken_copy(tmp_path)
+    folder = reference_copy(tmp_path)
     room = folder / "room.py"
     room.write_text(shared_reader(room.read_text()))
 

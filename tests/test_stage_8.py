@@ -8,15 +8,16 @@ check passes.)
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from server.course import project
 from server.course.stages import check_stage
+from tests.stage_checks import broken, reference_and_stubs
 
 pytestmark = pytest.mark.redis
+
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(8)
 
 # (what the learner got wrong, the file, [(the reference's text, theirs)], the behaviour missed)
 MISTAKES = [
@@ -69,14 +70,7 @@ def test_a_mistake_fails_at_its_behaviour(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    folder = tmp_path / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    path = folder / file
-    source = path.read_text()
-    for right, wrong in edits:
-        assert source.count(right) == 1, f"the reference no longer has {right!r}"
-        source = source.replace(right, wrong)
-    path.write_text(source)
+    folder = broken(tmp_path, file, *edits)
 
     passed = check_stage(8, folder)
     out = capsys.readouterr().out

@@ -6,15 +6,16 @@ check on it: the check must fail, and at the behaviour that the mistake breaks.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from server.course import project
 from server.course.stages import check_stage
+from tests.stage_checks import broken, reference_and_stubs
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]
+
+test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(9)
 
 ADOPTION = """            if await redis.set(f"{key}:lease", WORKER, px=LEASE_MS, nx=True):
                 spawn(generate(reply, prompt, skip=await redis.xlen(key)))
@@ -63,14 +64,7 @@ def test_a_mistake_fails_at_its_behaviour(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    folder = tmp_path / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    replies = folder / "replies.py"
-    text = replies.read_text()
-    for right, wrong in changes:
-        assert text.count(right) == 1, f"the reference no longer has {right!r}"
-        text = text.replace(right, wrong)
-    replies.write_text(text)
+    folder = broken(tmp_path, "replies.py", *changes)
     assert not check_stage(9, folder)
     out = capsys.readouterr().out
     failed = next(line for line in out.splitlines() if line.startswith("❌"))

@@ -1,27 +1,26 @@
-"""Every build-it stage passes on the reference project and fails helpfully on the untouched stubs.
-
-The reference (solutions/mychat) is what a learner who did every stage has; the stubs
-(notebooks/mychat, as generated) are what a learner starts from. On the stubs a stage must stop at
-its first behaviour with what it received and a hint: no hang, no crash of the checker itself.
+"""The stage checks as a learner meets them: their own error at their own line, a stage that
+does not exist refused. Each stage's own tests (the reference passes, the stubs fail with a hint,
+mistakes caught) are in tests/test_stage_N.py, built from tests/stage_checks.py.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from server.course import project
-from server.course.stages import CHECKER_BUG, STAGES, check_stage, stage_module
+from server.course.stages import STAGES, check_stage
 
-PRESENT = [
-    n for n in STAGES if (Path(__file__).parents[1] / f"server/course/stages/stage_{n}.py").exists()
-]
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def marks(stage: int) -> list[pytest.MarkDecorator]:
-    return [getattr(pytest.mark, need) for need in getattr(stage_module(stage), "NEEDS", ())]
+def test_every_stage_has_its_reference_and_stub_tests() -> None:
+    """Each stage module's two standard tests live in tests/test_stage_N.py (see stage_checks)."""
+    for stage in STAGES:
+        tests = ROOT / "tests" / f"test_stage_{stage}.py"
+        assert tests.is_file(), f"no {tests.name} for stage {stage}"
+        assert f"= reference_and_stubs({stage})" in tests.read_text(), tests.name
 
 
 @pytest.fixture
@@ -30,36 +29,6 @@ def stubs(tmp_path: Path) -> Path:
     folder = tmp_path / "notebooks" / "mychat"
     project.generate(folder)
     return folder
-
-
-@pytest.fixture
-def reference(tmp_path: Path) -> Path:
-    """The reference project, copied so its check's progress file stays out of the repo."""
-    folder = tmp_path / "solutions" / "mychat"
-    shutil.copytree(project.REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return folder
-
-
-@pytest.mark.parametrize("stage", [pytest.param(n, marks=marks(n)) for n in PRESENT])
-def test_the_reference_passes(
-    stage: int, reference: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    passed = check_stage(stage, reference)
-    out = capsys.readouterr().out
-    assert passed, out
-    assert "❌" not in out and f"Stage {stage} passed" in out
-
-
-@pytest.mark.parametrize("stage", [pytest.param(n, marks=marks(n)) for n in PRESENT])
-def test_the_stubs_fail_with_a_hint(
-    stage: int, stubs: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    passed = check_stage(stage, stubs)
-    out = capsys.readouterr().out
-    assert not passed, out
-    assert out.count("❌") == 1 and "   received: " in out and "   hint: " in out, out
-    assert CHECKER_BUG not in out, out
-    assert '"passed": false' in (stubs / ".progress.json").read_text()
 
 
 def test_a_learner_error_is_reported_at_their_line(

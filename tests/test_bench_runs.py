@@ -64,6 +64,7 @@ def test_the_websocket_vs_sse_bench_runs() -> None:
 
 @pytest.mark.redis
 @pytest.mark.nginx
+@pytest.mark.timeout(300)  # its own bound is 240 s: about 55 s alone, over 120 s under load
 def test_the_capacity_bench_runs() -> None:
     out = run("bench/bench_capacity.py", "--smoke", timeout=240)
     for part in ("## idle", "## latency", "## throughput", "## growth"):
@@ -74,6 +75,7 @@ def test_the_capacity_bench_runs() -> None:
 
 
 @pytest.mark.redis
+@pytest.mark.timeout(300)  # its own bound is 240 s
 def test_a_low_open_files_limit_scales_the_capacity_bench_down_with_a_note() -> None:
     def low_limit() -> None:  # in the child only: 150 descriptors, 50 of them for streams
         resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))

@@ -96,6 +96,21 @@ def read(
     return events
 
 
+def read_to_end(
+    client: httpx2.Client, path: str, events: list[Event], unfinished: str = "never finished"
+) -> list[Event]:
+    """Reconnect with the last event's id until the reply's last event, as the page does; an
+    attempt for which nginx had no live worker (a 502, a cut) is tried again."""
+    deadline = time.monotonic() + DEADLINE
+    while events[-1].event not in TERMINAL:
+        assert time.monotonic() < deadline, f"the reply {unfinished}"
+        try:
+            events += read(client, path, last_id=events[-1].id or "")
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    return events
+
+
 def tokens(events: list[Event]) -> list[dict[str, object]]:
     return [json.loads(e.data) for e in events if e.event == "message"]
 
@@ -233,11 +248,12 @@ def test_oversized_and_malformed_requests_are_refused_and_nothing_is_stored(
 ) -> None:
     client = user(stack)
     me = client.get("/api/session").json()["user"]
-    huge = client.post("/api/chat", content=b'{"message": "' + b"x" * 4000 + b'"}')
+    as_json = {"content-type": "application/json"}
+    huge = client.post("/api/chat", content=b'{"message": "' + b"x" * 4000 + b'"}', headers=as_json)
     assert huge.status_code == 413 and "at most 2048 bytes" in huge.json()["detail"]
     long = post(client, "y" * 201)
     assert long.status_code == 413 and "201 characters, at most 200" in long.json()["detail"]
-    broken = client.post("/api/chat", content=b'{"message": "hi"')
+    broken = client.post("/api/chat", content=b'{"message": "hi"', headers=as_json)
     assert broken.status_code == 400 and "not valid JSON" in broken.json()["detail"]
     for body, says in (([1], "JSON object"), ({"message": 5}, "'message'"),
                        ({"message": "hi", "conversation": "../x"}, "'conversation'")):  # fmt: skip
@@ -313,13 +329,7 @@ def test_a_killed_worker_s_reply_is_finished_by_the_other_with_every_token_once(
     events = read(client, body["events"], stop_after=8)
     owner.kill()
     try:
-        deadline = time.monotonic() + DEADLINE
-        while events[-1].event not in TERMINAL:
-            assert time.monotonic() < deadline, "the reply never finished"
-            try:
-                events += read(client, body["events"], last_id=events[-1].id or "")
-            except httpx2.TransportError:
-                time.sleep(0.1)  # nginx had no worker for this attempt: try again
+        events = read_to_end(client, body["events"], events)
         assert_exact_reply(events, "survive a SIGKILL", body["seed"])
         owners = [json.loads(e.data) for e in events if e.event == "owner"]
         assert owners[0]["worker"] == body["worker"] and owners[-1]["takeover"] is True
@@ -378,13 +388,7 @@ def test_an_adopter_that_cannot_repeat_the_text_ends_the_reply_with_an_error(
     finally:
         store.close()
     try:
-        deadline = time.monotonic() + DEADLINE
-        while events[-1].event not in TERMINAL:
-            assert time.monotonic() < deadline, "the reply never finished"
-            try:
-                events += read(client, body["events"], last_id=events[-1].id or "")
-            except httpx2.TransportError:
-                time.sleep(0.1)
+        events = read_to_end(client, body["events"], events)
         assert events[-1].event == "error"
         assert "did not repeat the first" in json.loads(events[-1].data)["message"]
         pieces = tokens(events)  # what was sent stays, exactly, and nothing was spliced on
@@ -435,13 +439,8 @@ def test_a_worker_stopped_gracefully_hands_its_replies_over() -> None:
         owner = deploy.workers[body["worker"]]
         events = read(client, body["events"], stop_after=5)
         owner.stop()
-        deadline = time.monotonic() + DEADLINE
-        while events[-1].event not in TERMINAL:
-            assert time.monotonic() < deadline, "the reply never finished: was the lease released?"
-            try:
-                events += read(client, body["events"], last_id=events[-1].id or "")
-            except httpx2.TransportError:
-                time.sleep(0.1)
+        unfinished = "never finished: was the lease released?"
+        events = read_to_end(client, body["events"], events, unfinished)
         assert_exact_reply(events, "survive a deploy", body["seed"])
         owners = [json.loads(e.data) for e in events if e.event == "owner"]
         assert owners[-1]["takeover"] is True and owners[-1]["worker"] != body["worker"]

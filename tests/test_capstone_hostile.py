@@ -109,3 +109,40 @@ def test_a_reconnection_after_the_last_event_ends_at_once(client: httpx2.Client)
         with client.stream("GET", events, headers={"Last-Event-ID": last}) as response:
             assert response.status_code == status  # (a held stream would be a 200)
             assert says in response.read().decode()
+
+
+def test_a_chat_post_that_is_not_json_is_refused(client: httpx2.Client) -> None:
+    """A plain HTML form on another origin can post `text/plain` without a preflight; its body
+    used to be parsed as JSON all the same, into the victim's conversation."""
+    client.get("/api/session")
+    body = b'{"message": "posted by a form"}'
+    for kind in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"content-type": kind} if kind else {}
+        response = client.post("/api/chat", content=body, headers=headers)
+        assert response.status_code == 415, (kind, response.text)
+        assert "application/json" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_a_chat_post_from_another_origin_is_refused_and_says_why(
+    client: httpx2.Client, site: str
+) -> None:
+    """SameSite=Lax stops other sites, not another port of the same host (on a shared hub every
+    learner's app is one site): the browser's Sec-Fetch-Site says where the request came from."""
+    client.get("/api/session")
+    for path in ("/api/chat", "/api/replies/" + "0" * 32 + "/stop"):
+        response = client.post(path, json={"message": "hi"}, headers={"sec-fetch-site": site})
+        assert response.status_code == 403, (path, response.text)
+        assert response.json()["error"] == "cross_origin"
+        assert site in response.json()["detail"] and "page" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("site", ["same-origin", "none", None])
+def test_a_chat_post_from_the_page_itself_or_a_script_is_accepted(
+    client: httpx2.Client, site: str | None
+) -> None:
+    """The page's own fetch sends `same-origin`; a typed URL `none`; curl and httpx nothing."""
+    client.get("/api/session")
+    headers = {"sec-fetch-site": site} if site else {}
+    response = client.post("/api/chat", json={"message": "hi"}, headers=headers)
+    assert response.status_code == 202, response.text

@@ -9,8 +9,16 @@
 
 Refusals, in the order they are checked, and nothing is stored by any of them:
 
+- a POST another page sent (the browser's ``Sec-Fetch-Site`` is ``cross-site`` or
+  ``same-site``): 403. The session cookie is ``SameSite=Lax``, which stops other *sites*, not
+  another origin of the same site (another port of this host; on a shared hub, every learner's
+  app). ``Origin`` is not compared with ``Host``: behind a proxy they differ. The page's own
+  fetch sends ``same-origin``, a typed URL ``none``, and curl or httpx nothing: all accepted;
 - no session cookie: 401; a forged one: 403 (`session`);
 - a body over ``MAX_BODY_BYTES`` or a message over ``MAX_MESSAGE_CHARS``: 413;
+- a chat body not sent as ``application/json``: 415 (a plain HTML form can post
+  ``text/plain`` to any origin without asking; only a script can send JSON, and a script on
+  another origin must first pass a CORS preflight this app never answers);
 - a body that is not JSON: 400; JSON of the wrong shape: 422, saying which field;
 - over ``RATE_PER_MINUTE``: 429 with ``Retry-After`` (the seconds left in the minute);
 - ``MAX_ACTIVE`` replies already generating: 429 with ``Retry-After: 1`` ("stop one, or wait");
@@ -87,12 +95,27 @@ def session_user(request: Request) -> str:
     return user
 
 
+SENT_BY_ANOTHER_PAGE = frozenset({"cross-site", "same-site"})
+
+
+def from_this_page(request: Request) -> None:
+    """Refuse a POST that a page of another origin made the browser send (see the list above)."""
+    site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if site in SENT_BY_ANOTHER_PAGE:
+        detail = (
+            f"Refused: the browser says another page sent this request (Sec-Fetch-Site: {site}). "
+            "Only the chat's own page may post to it."
+        )
+        raise Refused(403, detail, "cross_origin")
+
+
 async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON (`server.json_body`: bounded, strict), refused with what is wrong."""
+    """The body as JSON (`server.json_body`: bounded, strict, sent as application/json),
+    refused with what is wrong."""
     try:
-        return await json_body.read_json(request, limit=limit)
+        return await json_body.read_json(request, limit=limit, require_type=True)
     except json_body.BadBody as error:
-        reason = "too_large" if error.status == 413 else "bad_request"
+        reason = {413: "too_large", 415: "not_json"}.get(error.status, "bad_request")
         raise Refused(error.status, f"The request was refused: {error}.", reason) from None
 
 
@@ -119,6 +142,7 @@ def parse_chat(value: Any, settings: Settings) -> tuple[str, str | None]:
 
 async def chat(request: Request) -> Response:
     """Accept a message: record it, start its reply, and say where to read the reply."""
+    from_this_page(request)
     state = request.app.state
     settings: Settings = state.settings
     user = session_user(request)
@@ -204,6 +228,7 @@ async def events(request: Request) -> Response | ASGIApp:
 
 async def stop(request: Request) -> Response:
     """End the reply with ``stopped``; its generator stops the upstream at its next step."""
+    from_this_page(request)
     user = session_user(request)
     keys = await _own_reply(request, user)
     outcome = await request.app.state.replies.end(

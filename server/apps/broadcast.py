@@ -12,7 +12,8 @@ Every response names its worker in an `X-Worker` header, so a client can tell wh
 balancer sent it. The broker comes from `BROKER` (`server.fanout`): `memory` (each worker on
 its own), `pubsub` (Redis pub/sub: everyone, at most once), `streams` (Redis Streams:
 everyone, everything, with ids; `?history=K` starts a new listener with the last K
-messages, which makes the stream the room's chat history too).
+messages, which makes the stream the room's chat history too; K above `HISTORY_MAX`, 500,
+is a 400).
 
 Behaviour at the edges, each one a decision:
 

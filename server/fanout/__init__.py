@@ -19,7 +19,7 @@ SSE) stay the same whichever it is.
 
 from __future__ import annotations
 
-from server.fanout.broker import Broker, BrokerUnavailable, Feed
+from server.fanout.broker import HISTORY_MAX, Broker, BrokerUnavailable, Feed
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Dropped, Hub, Message, fan_out
 from server.fanout.memory import MemoryBroker
 from server.fanout.pubsub import PubSubBroker
@@ -28,6 +28,7 @@ from server.fanout.streams import DEFAULT_MAXLEN, StreamsBroker
 __all__ = [
     "DEFAULT_MAXLEN",
     "DEFAULT_QUEUE_SIZE",
+    "HISTORY_MAX",
     "KINDS",
     "Broker",
     "BrokerUnavailable",

@@ -33,6 +33,9 @@ from server.fanout.hub import Hub, Message, Subscription
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # While Redis is away, followers and catch-ups try again this often (at most).
 RECONNECT_EVERY = 0.5
+# The most past messages one new client may ask for (`?history=K`): a request for the whole
+# stream (`STREAM_MAXLEN` entries of up to 64 KB) would read hundreds of MB into memory at once.
+HISTORY_MAX = 500
 log = logging.getLogger(__name__)
 
 

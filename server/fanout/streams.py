@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 
 from server.event_ids import StreamId, parse_stream_id
 from server.fanout.broker import (
+    HISTORY_MAX,
     RECONNECT_EVERY,
     REDIS_DOWN,
     BrokerUnavailable,
@@ -123,7 +124,12 @@ class StreamsBroker(RedisFollower):
 
     def subscribe(self, after: StreamId | None = None, history: int = 0) -> StreamFeed:
         """A feed from just after `after` (a client's Last-Event-ID), or, for a new client,
-        the last `history` entries and then the live ones."""
+        the last `history` entries (at most `HISTORY_MAX`) and then the live ones."""
+        if history > HISTORY_MAX:
+            raise ValueError(
+                f"history={history} is more than HISTORY_MAX ({HISTORY_MAX}): ask for at most "
+                f"{HISTORY_MAX} past messages"
+            )
         return StreamFeed(self, after, history)
 
     async def oldest(self, count: int) -> list[Entry]:

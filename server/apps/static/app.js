@@ -235,9 +235,16 @@ $("es-form").addEventListener("submit", (event) => {
   else connect($("url").value);
 });
 $("close").addEventListener("click", close);
-$("chat-form").addEventListener("submit", (event) => {
+$("chat-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  chat($("message").value);
+  // aria-busy while the reply streams: a screen reader is not made to read it token by token;
+  // #chat-status (role="status") says once how it ended.
+  $("reply").setAttribute("aria-busy", "true");
+  try {
+    await chat($("message").value);
+  } finally {
+    $("reply").setAttribute("aria-busy", "false");
+  }
 });
 setInterval(render, 100); // readyState changes without an event (e.g. CONNECTING after error)
 

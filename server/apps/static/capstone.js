@@ -12,6 +12,7 @@ const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const newButton = document.getElementById("new");
 const statusLine = document.getElementById("status");
+const announcer = document.getElementById("announce"); // role="status": read out when it changes
 const STORE = "capstone.conversation"; // the conversation id survives a reload
 const MAX_RECONNECTS = 30;
 
@@ -29,8 +30,22 @@ function setState(state) {
   // loading, idle, streaming, done, error, stopped, refused (tests read it)
   document.body.dataset.state = state;
   const busy = state === "streaming";
+  // A focused button that becomes disabled drops focus to <body>: put it back in the box.
+  if (document.activeElement === (busy ? sendButton : stopButton)) input.focus();
   sendButton.disabled = busy;
   stopButton.disabled = !busy;
+}
+
+// A screen reader hears a reply once: its bubble is aria-busy while tokens arrive, and this
+// status region says the reply, or how it ended, when it has ended.
+function announce(text) {
+  announcer.textContent = text;
+}
+
+// An error line, also said once.
+function failed(text) {
+  line("error", text);
+  announce(text);
 }
 
 // An API refusal is JSON {"detail": "..."}: show the sentence, whatever the status.
@@ -42,6 +57,17 @@ async function refusal(response) {
     // not JSON: a proxy's page; the status is all we have
   }
   return `⚠ The server answered ${response.status}.`;
+}
+
+// A reply's bubble is aria-busy while its tokens arrive: a screen reader waits for the whole
+// reply, which `announce` then says once.
+async function showReply(reply, bubble) {
+  bubble.setAttribute("aria-busy", "true");
+  try {
+    await readReply(reply, bubble);
+  } finally {
+    bubble.setAttribute("aria-busy", "false");
+  }
 }
 
 // Read one reply to its last event. Each token carries its index `i`: one already shown is
@@ -75,7 +101,7 @@ async function readReply(reply, bubble) {
     }
     if (response.status >= 500) continue; // a proxy with no worker for a moment
     if (!response.ok) {
-      line("error", await refusal(response));
+      failed(await refusal(response));
       setState("error");
       return;
     }
@@ -94,7 +120,8 @@ async function readReply(reply, bubble) {
           next += 1;
           bubble.textContent = text;
         } else {
-          if (event.type !== "done") line("error", `⚠ ${data.message}`);
+          if (event.type !== "done") failed(`⚠ ${data.message}`);
+          else announce(`Reply: ${text}`);
           setState(event.type);
           return;
         }
@@ -102,14 +129,15 @@ async function readReply(reply, bubble) {
     } catch (err) {
       if (err.name === "AbortError") return;
       if (String(err.message).includes("missing")) {
-        line("error", `⚠ ${err.message}`);
+        failed(`⚠ ${err.message}`);
         setState("error");
         return;
       }
     }
     // the stream ended without its last event: reconnect from lastEventId
+    if (attempt === 0) announce("The reply's stream broke; resuming it.");
   }
-  line("error", "⚠ The reply stream kept breaking; reload the page to try again.");
+  failed("⚠ The reply stream kept breaking; reload the page to try again.");
   setState("error");
 }
 
@@ -123,12 +151,12 @@ async function send(message) {
       body: JSON.stringify({ message, conversation }),
     });
   } catch (err) {
-    line("error", `⚠ Could not reach the server: ${err.message}`);
+    failed(`⚠ Could not reach the server: ${err.message}`);
     setState("refused");
     return;
   }
   if (!response.ok) {
-    line("error", await refusal(response));
+    failed(await refusal(response));
     setState("refused");
     return;
   }
@@ -136,7 +164,7 @@ async function send(message) {
   localStorage.setItem(STORE, accepted.conversation);
   document.body.dataset.reply = accepted.reply; // for tests and the lesson: which reply, and
   document.body.dataset.seed = String(accepted.seed); // the seed the model was asked with
-  await readReply(accepted.reply, line("assistant", ""));
+  await showReply(accepted.reply, line("assistant", ""));
 }
 
 // On load: the conversation's history, and the reply still generating, if any, read again
@@ -160,7 +188,7 @@ async function restore() {
     if (message.status && message.status !== "done") line("note", `(${message.status})`);
   }
   statusLine.textContent = `restored ${messages.length} messages`;
-  if (pending) await readReply(pending, line("assistant", ""));
+  if (pending) await showReply(pending, line("assistant", ""));
   else setState("idle");
 }
 
@@ -175,17 +203,23 @@ form.addEventListener("submit", (event) => {
 });
 
 // Stop asks the server to end the reply (which stops the model, on whichever worker runs it),
-// then closes this page's stream.
-stopButton.addEventListener("click", async () => {
-  if (!current) return;
+// then closes this page's stream. Reachable by Tab while a reply streams; Escape does the same.
+stopButton.addEventListener("click", stop);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && document.body.dataset.state === "streaming") stop();
+});
+
+async function stop() {
+  if (!current || current.stopped) return;
   const { reply, controller } = current;
   current.stopped = true;
   const response = await fetch(`api/replies/${reply}/stop`, { method: "POST" });
   controller.abort();
   if (!response.ok && response.status !== 409) line("error", await refusal(response));
   line("note", "(stopped)");
+  announce("Stopped.");
   setState("stopped");
-});
+}
 
 newButton.addEventListener("click", () => {
   localStorage.removeItem(STORE);

@@ -12,6 +12,7 @@ const transport = document.getElementById("transport");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const statusLine = document.getElementById("status");
+const announcer = document.getElementById("announce"); // role="status": read out when it changes
 
 const conversation = []; // what POST /chat sends: the whole conversation, every time
 let current = null; // the reply streaming now: { stop, on }
@@ -33,8 +34,16 @@ function setState(state) {
   // "streaming", then one of "done", "error", "cut-off", "stopped" (tests read it)
   document.body.dataset.state = state;
   const busy = state === "streaming";
+  // A focused button that becomes disabled drops focus to <body>: put it back in the box.
+  if (document.activeElement === (busy ? sendButton : stopButton)) input.focus();
   sendButton.disabled = busy;
   stopButton.disabled = !busy;
+}
+
+// A screen reader hears each reply once, when it has ended: the bubble is aria-busy while
+// tokens arrive (nothing in it is announced), then one status message says how it ended.
+function announce(text) {
+  announcer.textContent = text;
 }
 
 // Both transports call these with the relay's events. A reply ends once, whichever way comes
@@ -42,10 +51,13 @@ function setState(state) {
 function handlers(bubble, userText) {
   let reply = "";
   let ended = false;
-  function end(state, message) {
+  bubble.setAttribute("aria-busy", "true");
+  function end(state, message, said) {
     if (ended) return;
     ended = true;
     if (message) line("error", message);
+    bubble.setAttribute("aria-busy", "false");
+    announce(said ?? message);
     setState(state);
   }
   return {
@@ -57,13 +69,13 @@ function handlers(bubble, userText) {
     done() {
       if (ended) return;
       conversation.push({ role: "user", content: userText }, { role: "assistant", content: reply });
-      end("done");
+      end("done", "", `Reply: ${reply}`);
     },
     error(data) { end("error", `⚠ ${data.message}`); },
     // The stream ended without `done` or `error`: a proxy or the network cut it. Keep the text
     // that came, say it is incomplete (and leave it out of the conversation).
     cutOff() { end("cut-off", "⚠ The reply was cut off: the stream ended without done or error."); },
-    stopped() { end("stopped", "(stopped)"); },
+    stopped() { end("stopped", "(stopped)", "Stopped."); },
   };
 }
 
@@ -125,9 +137,14 @@ form.addEventListener("submit", (event) => {
 });
 
 // Stopping closes the connection; the relay sees it and cancels the upstream generation.
-stopButton.addEventListener("click", () => {
+// Stop is reachable by Tab while a reply streams; Escape anywhere on the page does the same.
+function stop() {
   if (!current) return;
   current.stop();
   current.on.stopped();
   current = null;
+}
+stopButton.addEventListener("click", stop);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && document.body.dataset.state === "streaming") stop();
 });

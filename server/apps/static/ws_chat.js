@@ -9,6 +9,7 @@ const form = document.getElementById("form");
 const input = document.getElementById("message");
 const sendButton = document.getElementById("send");
 const statusLine = document.getElementById("status");
+const announcer = document.getElementById("announce"); // role="status": read out when it changes
 const transport = new URLSearchParams(location.search).get("transport") || "websocket";
 const replies = new Map(); // reply name -> its paragraph
 let lastId = ""; // the id of the last room message shown (streams broker), to resume from
@@ -23,6 +24,7 @@ function show(message) {
     const answer = document.createElement("p");
     answer.className = "assistant";
     answer.dataset.reply = message.reply;
+    answer.setAttribute("aria-busy", "true"); // its tokens are not read out one by one
     log.append(p, answer);
     replies.set(message.reply, answer);
   } else if (message.type === "token") {
@@ -30,7 +32,11 @@ function show(message) {
     if (answer) answer.textContent += message.text;
   } else if (message.type === "done") {
     const answer = replies.get(message.reply);
-    if (answer) answer.dataset.done = "yes";
+    if (answer) {
+      answer.dataset.done = "yes";
+      answer.setAttribute("aria-busy", "false");
+      announcer.textContent = `Reply: ${answer.textContent}`; // the reply, said once
+    }
   }
 }
 
@@ -39,10 +45,14 @@ function opened() {
   document.body.dataset.connections = String(connections);
   document.body.dataset.state = "open";
   statusLine.textContent = `${transport}: open (connection ${connections})`;
+  if (connections > 1) announcer.textContent = "Reconnected.";
   sendButton.disabled = false;
 }
 
 function closed(why) {
+  if (document.body.dataset.state === "open") {
+    announcer.textContent = why.includes("reconnecting") ? "Connection lost, reconnecting." : "Connection closed.";
+  }
   document.body.dataset.state = "closed";
   statusLine.textContent = `${transport}: ${why}`;
   sendButton.disabled = true;

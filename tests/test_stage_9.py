@@ -28,6 +28,7 @@ COUNT_IN_MEMORY = """    sent = seen[flood] = seen.get(flood, 0) + 1
     wait = WINDOW
 """
 TASKS = "tasks: set[asyncio.Task[None]] = set()"
+ENDED = "            return Response(status_code=204)"
 
 # (what the learner got wrong, [(the reference's text, theirs)], the behaviour that must miss)
 MISTAKES = [
@@ -40,6 +41,11 @@ MISTAKES = [
         "no heartbeat while the model is silent",
         [('            yield comment("ping")\n', "")],
         "while the model is silent",
+    ),
+    (
+        "holds a reconnection after `done` open with pings",
+        [(ENDED, "            pass")],
+        "a reconnection with the `done` event's own id",
     ),
     (
         "counts a user's messages in the worker's memory",

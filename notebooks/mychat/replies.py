@@ -2,6 +2,7 @@
 
     POST /replies               {"message": "..."} with an X-User header -> 202 {"id": ...}
     GET  /replies/{id}/events   the reply as SSE, from whichever worker; Last-Event-ID resumes
+                                (the `done` event's own id: 204, nothing more to send)
 
 The worker that takes the POST asks the model and appends each delta to the reply's Redis
 stream `reply:<id>`, then one last entry, `done` or `error`. A reader's worker follows that
@@ -25,7 +26,7 @@ from typing import Annotated, Any
 import openai
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, HTTPException
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from server.sse import Event, comment, encode
@@ -89,8 +90,8 @@ async def generate(reply: str, prompt: str, skip: int = 0) -> None:
 
 
 @router.get("/replies/{reply}/events")
-async def reply_events(reply: str, last_event_id: LastEventId = None) -> StreamingResponse:
-    """The reply as an event stream, after the client's Last-Event-ID."""
+async def reply_events(reply: str, last_event_id: LastEventId = None) -> Response:
+    """The reply as an event stream, after the client's Last-Event-ID; a 204 if it has the end."""
     ### BEGIN STAGE 9
     raise NotImplementedError("stage 9: your code here")
     ### END STAGE 9

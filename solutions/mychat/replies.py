@@ -2,6 +2,7 @@
 
     POST /replies               {"message": "..."} with an X-User header -> 202 {"id": ...}
     GET  /replies/{id}/events   the reply as SSE, from whichever worker; Last-Event-ID resumes
+                                (the `done` event's own id: 204, nothing more to send)
 
 The worker that takes the POST asks the model and appends each delta to the reply's Redis
 stream `reply:<id>`, then one last entry, `done` or `error`. A reader's worker follows that
@@ -25,7 +26,7 @@ from typing import Annotated, Any
 import openai
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, HTTPException
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from server.sse import Event, comment, encode
@@ -116,14 +117,18 @@ async def generate(reply: str, prompt: str, skip: int = 0) -> None:
 
 
 @router.get("/replies/{reply}/events")
-async def reply_events(reply: str, last_event_id: LastEventId = None) -> StreamingResponse:
-    """The reply as an event stream, after the client's Last-Event-ID."""
+async def reply_events(reply: str, last_event_id: LastEventId = None) -> Response:
+    """The reply as an event stream, after the client's Last-Event-ID; a 204 if it has the end."""
     ### BEGIN STAGE 9
     if last_event_id is not None and not STREAM_ID.fullmatch(last_event_id):
         raise HTTPException(400, "Last-Event-ID must be a Redis stream id, like 1700000000000-0")
     prompt = await redis.get(f"reply:{reply}:prompt")
     if prompt is None:
         raise HTTPException(404, "no such reply (or it expired)")
+    if last_event_id is not None:  # an EventSource reconnects even after `done`, if not closed
+        newest = await redis.xrevrange(f"reply:{reply}", count=1)
+        if newest and "event" in newest[0][1] and newest[0][0] == last_event_id:
+            return Response(status_code=204)  # it has the last event: EventSource stops on a 204
     events = follow(reply, prompt, last_event_id or "0-0")
     return StreamingResponse(events, media_type="text/event-stream", headers=NO_BUFFERING)
     ### END STAGE 9

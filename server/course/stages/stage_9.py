@@ -5,7 +5,8 @@ How it is checked: a throwaway redis-server, the course's fake model (`server.ap
 the checker asks it once, unpaced, first) and two workers of your app (A and B) with `REDIS_URL`,
 `OPENAI_BASE_URL` and `OPENAI_API_KEY` set. First on the workers directly: a message posted to A,
 its reply read from B (exact text, stream ids, heartbeats during the model's first 2 s, `done`),
-resumed from A with `Last-Event-ID`, and bad input refused. Then through the learner's nginx
+resumed from A with `Last-Event-ID`, a reconnection with the `done` event's id answered 204 (not
+held open), and bad input refused. Then through the learner's nginx
 (`mychat/nginx.conf`, `nginx_project`) in front of both: one user's flood, and a load run of
 USERS users at once during which A is SIGKILLed once every user has a few deltas.
 
@@ -25,6 +26,7 @@ import httpx2
 from server.course.launcher import Server, start_app, start_redis
 from server.course.stages.nginx_project import start_project_nginx
 from server.course.stages.reply_clients import (
+    READ_WITHIN,
     User,
     chat,
     learn_replies,
@@ -144,6 +146,22 @@ async def check(run: StageRun) -> None:
                     f"Last-Event-ID '1-0abc': {malformed.status_code}; "
                     f"an unknown reply: {unknown.status_code}"
                 )
+
+        with run.step(
+            "a reconnection with the `done` event's own id (a page that forgot to close its "
+            "EventSource) is a 204: a finished reply is not held open with pings",
+            hint="in `reply_events`, before streaming: XREVRANGE the reply's stream COUNT 1; "
+            "if that newest entry has an `event` (done or error) and Last-Event-ID is its id, "
+            "return Response(status_code=204), which tells an EventSource to stop",
+        ):
+            done = {"Last-Event-ID": events[-1].id or ""}
+            async with (
+                asyncio.timeout(READ_WITHIN),
+                on_b.stream("GET", f"/replies/{reply}/events", headers=done) as ended,
+            ):
+                first = b"" if ended.status_code != 200 else await anext(ended.aiter_bytes(), b"")
+            if ended.status_code != 204:
+                raise Missed(f"{ended.status_code}, then {first[:40]!r}")
 
         with run.step(
             "bad messages are refused with a 4xx, never a 500",

@@ -48,6 +48,13 @@ MISTAKES = [
         '<ol id="countdown" aria-live="polite">',
         "it is labelled",
     ),
+    (
+        "a status too pale to read (axe-core: color-contrast, serious)",
+        "index.html",
+        '<p id="status" role="status"></p>',
+        '<p id="status" role="status" style="color: #bbb"></p>',
+        "axe-core finds nothing serious",
+    ),
 ]
 
 

@@ -77,6 +77,13 @@ MISTAKES = [
         'fetch("/chat", {',
         "pressing Enter POSTs it to chat (relative)",
     ),
+    (
+        "a reply too pale to read (axe-core: color-contrast, serious)",
+        "static/chat.html",
+        '<p id="reply" aria-live="polite">',
+        '<p id="reply" aria-live="polite" style="color: #bbb">',
+        "axe-core finds nothing serious",
+    ),
 ]
 
 

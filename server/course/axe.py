@@ -75,6 +75,11 @@ def scan_sync(page: Any) -> list[Violation]:
     return _parse(page.evaluate(RUN))
 
 
+def blocking(found: list[Violation]) -> list[Violation]:
+    """The serious and critical violations: what a build-it stage fails on (the rest are hints)."""
+    return [v for v in found if v.impact in BLOCKING]
+
+
 def failing(found: list[Violation], allowed: Mapping[str, str]) -> list[Violation]:
     """The violations a page must not have: serious or critical ones, and moderate ones whose
     rule is not a key of `allowed` (rule id -> the reason it is accepted)."""

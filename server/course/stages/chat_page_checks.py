@@ -4,7 +4,9 @@ The page is opened through a real Jupyter server's jupyter-server-proxy (stage 3
 `/user/learner/proxy/PORT/chat.html`, as a JupyterHub serves it: a relative URL and
 `Accept: text/event-stream` are then what make the page work, not a matter of style. A
 MutationObserver, installed before the page's own script, records each text the reply element
-showed and its `aria-busy`; a last reply, replaced by the checker, holds markup.
+showed and its `aria-busy`; after the reply, axe-core (`server.course.axe`) scans the page (a
+serious or critical violation misses, moderate ones are listed as hints); a last reply, replaced
+by the checker, holds markup.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contextlib import AsyncExitStack
 from playwright.async_api import Request, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from server.course import axe
 from server.course.browser import BrowserNotFoundError, launch_options
 from server.course.errors import LauncherError
 from server.course.launcher import Server
@@ -123,6 +126,15 @@ async def page_checks(run: StageRun, app: Server, hub: asyncio.Future[tuple[Serv
                 raise Missed("aria-busy was never true while the reply came in")
             if len([text for text in seen["texts"] if text]) < 3:
                 raise Missed(f"the reply showed only {seen['texts']}: it came in one piece")
+
+        with run.step(
+            "after the reply, axe-core finds nothing serious or critical on the page",
+            hint="each line says the rule axe-core applies and the element that breaks it; "
+            "search the rule's id with 'axe' for how to meet it",
+        ):
+            violations = await axe.scan(page)
+            if axe.blocking(violations):
+                raise Missed(axe.report(violations))
 
         with run.step(
             "a reply holding markup (<img onerror>) shows as text, and no script runs",

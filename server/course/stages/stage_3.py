@@ -18,7 +18,8 @@ browser behaviours run. The whole check takes 17 s on this 2-core machine at a l
 
 The restart is checked directly, not through the proxy: behind jupyter-server-proxy a server
 that is down is a 5xx, which closes an `EventSource` for good (tests/test_hub.py shows it).
-Colour is not checked (the page's meaning is in its text); axe-core comes with issue 30.
+Last in the browser, axe-core (`server.course.axe`) scans the page after the countdown: a
+violation of impact serious or critical (an unlabelled control, text too pale to read) misses.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import httpx2
 from playwright.async_api import Browser, Page, Request, Response, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from server.course import axe
 from server.course.browser import BrowserNotFoundError, launch_options
 from server.course.errors import LauncherError
 from server.course.stages.hub import PREFIX, start_hub, stop_hub
@@ -253,6 +255,15 @@ async def check(run: StageRun) -> None:
             problems = await tab.page.evaluate(LABELLED)
             if problems:
                 raise Missed("; ".join(problems))
+
+        with run.step(
+            "axe-core finds nothing serious or critical on the page",
+            hint="each line says the rule axe-core applies and the element that breaks it; "
+            "search the rule's id with 'axe' for how to meet it",
+        ):
+            found = await axe.scan(tab.page)
+            if axe.blocking(found):
+                raise Missed(axe.report(found))
         await tab.page.context.close()
 
         with run.step(

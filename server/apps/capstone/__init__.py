@@ -86,7 +86,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: this worker can serve (it reaches Redis, it is not shutting down)."""
+    """Readiness: this worker can serve (it reaches Redis, it is not shutting down, its
+    sweep for other workers' orphaned replies works)."""
     state = request.app.state
     try:
         async with asyncio.timeout(1.0):
@@ -95,6 +96,10 @@ async def readyz(request: Request) -> Response:
         return JSONResponse({"status": "redis unreachable"}, 503, headers={"Retry-After": "1"})
     if state.draining:
         return JSONResponse({"status": "draining"}, 503)
+    failing = state.generator.sweep_error  # it adopts no orphaned reply until this clears
+    if failing is not None:
+        status = f"the sweep for orphaned replies is failing: {failing}"
+        return JSONResponse({"status": status}, 503, headers={"Retry-After": "1"})
     return JSONResponse({"status": "ready", "worker": state.settings.worker})
 
 

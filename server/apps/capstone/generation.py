@@ -49,6 +49,7 @@ from server.llm.config import Upstream
 from server.llm.upstream import CLOSE_TIMEOUT, close_within, explain, status_of
 
 log = logging.getLogger("uvicorn.error")
+SWEEP_BACKOFF_MAX = 5.0  # seconds between sweeps at most, while they fail
 
 
 class Stop(Exception):
@@ -71,6 +72,7 @@ class Generator:
         self.me = settings.worker
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.closing = False
+        self.sweep_error: str | None = None  # the last sweep's failure, until one succeeds
 
     def launch(self, keys: Keys, start: int = 0, attempt: int = 1) -> None:
         """Generate `keys.reply` in this worker, from token `start` on (a takeover's skip)."""
@@ -86,11 +88,28 @@ class Generator:
         return task is not None
 
     async def sweep_forever(self) -> None:
-        """Adopt every reply whose lease ran out. Runs once per worker, for its lifetime."""
+        """Adopt every reply whose lease ran out. Runs once per worker, for its lifetime.
+
+        Redis unreachable: the next sweep tries again. Any other failure (Redis up but refusing:
+        WRONGTYPE, READONLY after a failover, a script error; or a bug) is logged, kept in
+        `sweep_error` for `/readyz` to report, and the sweeps go on, further apart each time
+        (up to `SWEEP_BACKOFF_MAX` s) until one succeeds: a task that died here would leave this
+        worker adopting nothing while it said it was ready."""
+        pause = self.settings.sweep_seconds
         while not self.closing:  # (a cancellation lost in a Redis call cannot keep it going)
-            await asyncio.sleep(self.settings.sweep_seconds)
-            with contextlib.suppress(*REDIS_DOWN):  # no Redis: the next sweep tries again
+            await asyncio.sleep(pause)
+            try:
                 await self.sweep()
+            except REDIS_DOWN:
+                continue  # /readyz's own ping says so
+            except Exception as error:
+                self.sweep_error = f"{type(error).__name__}: {error}"
+                pause = min(pause * 2, max(SWEEP_BACKOFF_MAX, self.settings.sweep_seconds))
+                log.warning("sweep failed (%s); the next in %.1f s", self.sweep_error, pause)
+                continue
+            if self.sweep_error is not None:
+                log.info("sweeping again after: %s", self.sweep_error)
+            self.sweep_error, pause = None, self.settings.sweep_seconds
 
     async def sweep(self) -> int:
         """One sweep: claim the expired leases; how many this worker adopted."""

@@ -31,6 +31,12 @@ def websocket_text(message: Message) -> str:
     return "{" + extra + message.data[1:] if extra else message.data
 
 
+def close_reason(error: Exception) -> str:
+    """The error as a close reason: at most 123 bytes of UTF-8 (RFC 6455 §5.5), so cut by
+    bytes (a reason cut by characters, quoting a non-ASCII value, is a protocol error)."""
+    return str(error).encode()[:123].decode(errors="ignore")
+
+
 async def chat_socket(websocket: WebSocket) -> None:
     """The chat on one WebSocket: user messages in, room messages out, at the same time."""
     room: Room = websocket.state.room
@@ -41,7 +47,7 @@ async def chat_socket(websocket: WebSocket) -> None:
         last_id = websocket.query_params.get("last_id") if room.broker.keeps_history else None
         feed = room.broker.subscribe(parse_stream_id(last_id, "last_id"), history)
     except ValueError as error:
-        await websocket.close(POLICY, str(error)[:120])  # a close reason is at most 123 bytes
+        await websocket.close(POLICY, close_reason(error))
         return
     feed.open()
     with STATS.track("ws"):
@@ -90,7 +96,5 @@ async def _receive(websocket: WebSocket, room: Room) -> None:
                     raise ValueError("this chat takes text frames (JSON), not binary ones")
                 await room.post(*user_message(raw))
             except (ValueError, BrokerUnavailable) as error:
-                # A close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5): cut by bytes.
-                reason = str(error).encode()[:123].decode(errors="ignore")
-                await websocket.close(POLICY, reason)
+                await websocket.close(POLICY, close_reason(error))
                 return

@@ -96,8 +96,8 @@ def room(chromium: None) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def paced_relay(chromium: None) -> Iterator[Server]:
-    """Lesson 06's relay, the model paced so that Stop can be pressed mid-reply."""
-    env = {"FAKE_OPENAI_TTFT": "0.1", "FAKE_OPENAI_TPS": "40", "FAKE_OPENAI_TOKENS": "40"}
+    """Lesson 06's relay, the model paced (a 10 s reply) so that Stop is pressed mid-reply."""
+    env = {"FAKE_OPENAI_TTFT": "0.1", "FAKE_OPENAI_TPS": "10", "FAKE_OPENAI_TOKENS": "100"}
     with start_app("server.apps.fake_openai:app", env=env, name="fake_openai") as llm:
         env = {"OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": ""}
         with start_app("server.apps.llm_relay:app", env=env, name="llm_relay") as server:
@@ -184,6 +184,7 @@ def test_lesson_06_stop_by_keyboard(tab: Any, paced_relay: Server) -> None:
     assert tab.evaluate("document.activeElement.id") == "stop"
     tab.keyboard.press("Enter")
     tab.wait_for_function("document.body.dataset.state === 'stopped'")
+    assert tab.evaluate("document.activeElement.id") == "message"  # not lost with Stop disabled
     assert tab.evaluate("window.__a11y.said") == ["Stopped.", "Stopped."]
     assert_no_violations(tab)
 

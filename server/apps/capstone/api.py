@@ -20,7 +20,8 @@ Refusals, in the order they are checked, and nothing is stored by any of them:
   ``text/plain`` to any origin without asking; only a script can send JSON, and a script on
   another origin must first pass a CORS preflight this app never answers);
 - a body that is not JSON: 400; JSON of the wrong shape: 422, saying which field;
-- over ``RATE_PER_MINUTE``: 429 with ``Retry-After`` (the seconds left in the minute);
+- over ``RATE_PER_MINUTE`` in the last 60 s (a sliding window): 429 with ``Retry-After`` (the
+  seconds until the oldest of them is a minute old);
 - ``MAX_ACTIVE`` replies already generating: 429 with ``Retry-After: 1`` ("stop one, or wait");
 - ``MAX_STREAMS`` reply streams already open on this worker (a GET of the events): 429. It is
   counted per worker, in memory (a count in Redis would leak the streams of a killed worker),

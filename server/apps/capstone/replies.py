@@ -14,7 +14,8 @@ Keys, for reply ``R`` of user ``U`` in conversation ``C`` (all expire; see `Keys
   then exactly one of ``done``, ``error``, ``stopped``;
 - ``cap:leases``: sorted set, reply -> the time (Redis's clock, ms) its lease runs out;
 - ``cap:user:U:active``: the replies U has generating (the concurrency limit);
-- ``cap:rate:U:<minute>``: messages U sent in that minute (the rate limit);
+- ``cap:rate:U``: sorted set, U's messages of the last minute -> when each was sent (the rate
+  limit: a sliding window, so no burst of twice the limit across a clock minute);
 - ``cap:conv:U:C`` and ``cap:conv:U:C:pending``: the history (`server.apps.capstone.history`).
 
 In Redis Cluster these keys would need one hash tag per user to share a slot; one Redis (or
@@ -42,17 +43,18 @@ START = (
     + """
 local again = redis.call('GET', KEYS[7])
 if again then return {'again', again} end
-local sent = redis.call('INCR', KEYS[4])
-if sent == 1 then redis.call('EXPIRE', KEYS[4], ARGV[10]) end
-if sent > tonumber(ARGV[9]) then
-  redis.call('DECR', KEYS[4])
-  return {'rate', tostring(redis.call('TTL', KEYS[4]))}
+local window = tonumber(ARGV[10]) * 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - window)
+if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[9]) then
+  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  return {'rate', tostring(math.ceil((tonumber(oldest[2]) + window - now) / 1000))}
 end
 local active = redis.call('SCARD', KEYS[3])
 if active >= tonumber(ARGV[8]) then
-  redis.call('DECR', KEYS[4])
   return {'busy', tostring(active)}
 end
+redis.call('ZADD', KEYS[4], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[4], window)
 redis.call('HSET', KEYS[1], 'user', ARGV[2], 'conv', ARGV[3], 'messages', ARGV[4],
   'seed', ARGV[5], 'owner', ARGV[6], 'status', 'running', 'next', 0, 'attempts', 1,
   'created', now)
@@ -191,11 +193,10 @@ class Replies:
         lease: float, max_active: int, rate: int, user_message: str, idem: str | None,
     ) -> tuple[str, str]:  # fmt: skip
         """Admit and record a new reply in one step: ``("ok", reply)``, ``("again", the reply
-        this idempotency key already made)``, ``("rate", seconds left in the minute)`` or
-        ``("busy", replies already generating)``."""
+        this idempotency key already made)``, ``("rate", seconds until the oldest message of
+        the last minute is a minute old)`` or ``("busy", replies already generating)``."""
         idem_key = f"cap:idem:{keys.user}:{idem or keys.reply}"
-        minute = await self.redis.time()
-        rate_key = f"cap:rate:{keys.user}:{int(minute[0]) // 60}"
+        rate_key = f"cap:rate:{keys.user}"
         result: list[Any] = await self._start(
             keys=[keys.gen, LEASES, keys.active, rate_key, keys.conversation, keys.pending,
                   idem_key, keys.stream],

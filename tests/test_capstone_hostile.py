@@ -21,12 +21,17 @@ pytestmark = [pytest.mark.nginx, pytest.mark.redis]
 
 
 MAX_STREAMS = 3
+MAX_WORKER_STREAMS = 5
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Capstone]:
     slow = {"FAKE_OPENAI_TPS": "4", "FAKE_OPENAI_TOKENS": "12"}  # a reply streams for ~3 s
-    env = {"MAX_STREAMS": str(MAX_STREAMS), "MAX_ACTIVE": "10"}
+    env = {
+        "MAX_STREAMS": str(MAX_STREAMS),
+        "MAX_WORKER_STREAMS": str(MAX_WORKER_STREAMS),
+        "MAX_ACTIVE": "10",
+    }
     with start_capstone(workers=1, env=env, fake_env=slow) as running:
         yield running
 
@@ -146,3 +151,45 @@ def test_a_chat_post_from_the_page_itself_or_a_script_is_accepted(
     headers = {"sec-fetch-site": site} if site else {}
     response = client.post("/api/chat", json={"message": "hi"}, headers=headers)
     assert response.status_code == 202, response.text
+
+
+def test_a_worker_holds_at_most_max_worker_streams_whatever_the_cookies(stack: Capstone) -> None:
+    """The per-user limit counts per cookie, and a cookie costs one anonymous GET: one client
+    with 25 cookies held 300 streams (and 300 Redis connections). Three users open two streams
+    each, straight to the worker: five are served, the sixth is a 503 naming the limit."""
+    users = []
+    for _ in range(3):
+        with httpx2.Client(base_url=stack.url, timeout=30) as one:
+            one.get("/api/session")
+            events = one.post("/api/chat", json={"message": "hi"}).json()["events"]
+            users.append((one.cookies, events))
+
+    async def open_all() -> list[tuple[int, str]]:
+        answers: list[tuple[int, str]] = []
+        opened = asyncio.Event()
+
+        async def one(client: httpx2.AsyncClient, events: str) -> None:
+            async with client.stream("GET", events) as response:
+                body = "" if response.status_code == 200 else (await response.aread()).decode()
+                answers.append((response.status_code, body))
+                if len(answers) == 2 * len(users):
+                    opened.set()
+                await opened.wait()  # hold every stream until all have an answer
+
+        clients = [
+            httpx2.AsyncClient(base_url=stack.workers["A"].url, cookies=jar, timeout=30)
+            for jar, _ in users
+        ]
+        try:
+            pairs = zip(clients, users, strict=True)
+            await asyncio.gather(*(one(c, events) for c, (_, events) in pairs for _ in "ab"))
+        finally:
+            for client in clients:
+                await client.aclose()
+        return answers
+
+    answers = asyncio.run(open_all())
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * MAX_WORKER_STREAMS + [503], answers
+    refused = next(body for status, body in answers if status == 503)
+    assert "MAX_WORKER_STREAMS" in refused

@@ -15,14 +15,17 @@ Refusals, in the order they are checked, and nothing is stored by any of them:
   app). ``Origin`` is not compared with ``Host``: behind a proxy they differ. The page's own
   fetch sends ``same-origin``, a typed URL ``none``, and curl or httpx nothing: all accepted;
 - no session cookie: 401; a forged one: 403 (`session`);
-- a body over ``MAX_BODY_BYTES`` or a message over ``MAX_MESSAGE_CHARS``: 413;
 - a chat body not sent as ``application/json``: 415 (a plain HTML form can post
   ``text/plain`` to any origin without asking; only a script can send JSON, and a script on
   another origin must first pass a CORS preflight this app never answers);
+- a body over ``MAX_BODY_BYTES`` or a message over ``MAX_MESSAGE_CHARS``: 413;
 - a body that is not JSON: 400; JSON of the wrong shape: 422, saying which field;
 - over ``RATE_PER_MINUTE`` in the last 60 s (a sliding window): 429 with ``Retry-After`` (the
   seconds until the oldest of them is a minute old);
 - ``MAX_ACTIVE`` replies already generating: 429 with ``Retry-After: 1`` ("stop one, or wait");
+- ``MAX_WORKER_STREAMS`` reply streams open on this worker, whoever holds them: 503. A session
+  cookie costs one GET, so the per-user limit alone lets one client with many cookies hold
+  thousands;
 - ``MAX_STREAMS`` reply streams already open on this worker (a GET of the events): 429. It is
   counted per worker, in memory (a count in Redis would leak the streams of a killed worker),
   so a user spread over N workers may hold up to N times as many: enough to stop one client
@@ -213,6 +216,12 @@ async def events(request: Request) -> Response | ASGIApp:
     except ValueError as error:
         raise Refused(400, str(error), "bad_request") from None
     streams: Slots = request.app.state.streams
+    if streams.held.total() >= settings.max_worker_streams:  # (nothing awaited until take)
+        detail = (
+            f"This server holds all the reply streams it may ({settings.max_worker_streams}, "
+            "MAX_WORKER_STREAMS). Try again in a moment."
+        )
+        raise Refused(503, detail, "worker_streams", {"Retry-After": "1"})
     if not streams.take(keys.user):  # taken here, given back when the response call ends
         detail = (
             f"You have {streams.held[keys.user]} reply streams open on this server (at most "

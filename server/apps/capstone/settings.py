@@ -17,6 +17,9 @@ variable                    default    meaning
 ``MAX_TAKEOVERS``           3          adoptions before a reply is given up (an error event)
 ``MAX_ACTIVE``              3          replies one user may have generating at once
 ``MAX_STREAMS``             6          reply streams one user may hold open on one worker
+``MAX_WORKER_STREAMS``      2000       reply streams one worker holds open in all, whoever the
+                                       users (a cookie costs one GET: a per-user limit alone
+                                       lets one client with many cookies hold thousands)
 ``RATE_PER_MINUTE``         20         messages one user may send per minute
 ``MAX_MESSAGE_CHARS``       4000       characters in one message (more: 413)
 ``MAX_BODY_BYTES``          16384      bytes in one request body (more: 413)
@@ -56,6 +59,7 @@ class Settings:
     max_takeovers: int = 3
     max_active: int = 3
     max_streams: int = 6
+    max_worker_streams: int = 2000
     rate_per_minute: int = 20
     max_message_chars: int = 4000
     max_body_bytes: int = 16384

@@ -121,6 +121,12 @@ def mychat(chromium: None) -> Iterator[Server]:
             yield server
 
 
+@pytest.fixture(scope="module")
+def stamped(chromium: None) -> Iterator[Server]:
+    with start_app("server.apps.stamped_events:app", name="stamped_events") as server:
+        yield server
+
+
 # --- each page, after a streamed reply ----------------------------------------------------
 
 
@@ -133,6 +139,12 @@ def test_lesson_05_page(tab: Any, lesson_page: Server) -> None:
     assert_no_violations(tab)
     assert tab.evaluate("window.__a11y.unbusy") == []
     assert tab.locator("#reply").get_attribute("aria-busy") == "false"
+
+
+def test_lesson_08_page(tab: Any, stamped: Server) -> None:
+    """The blank page lesson 08 opens its EventSource from (no streamed reply of its own)."""
+    tab.goto(f"{stamped.url}/")
+    assert_no_violations(tab)
 
 
 def chat_by_keyboard(page: Any, ended: str) -> None:

@@ -41,7 +41,10 @@ from server.sse import MEDIA_TYPE, comment, encode_json
 from server.stream_stats import StreamStats
 
 STATS = StreamStats()
-PAGE = "<!doctype html><meta charset=utf-8><title>stamped events</title><p>stamped events</p>"
+PAGE = (  # a page to open EventSource from (lesson 08, in Chromium): labelled, like every page
+    "<!doctype html><html lang=en><meta charset=utf-8><title>stamped events</title>"
+    "<main><h1>stamped events</h1></main></html>"
+)
 
 app = FastAPI(title="SSE course: events stamped with their send time")
 

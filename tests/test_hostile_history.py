@@ -51,10 +51,10 @@ def test_history_up_to_the_maximum_is_served(app: tuple[str, Server]) -> None:
         assert answer.status_code == 200
 
 
-def test_the_websocket_closes_with_1008_naming_the_maximum(app: tuple[str, Server]) -> None:
-    name, server = app
-    if name != "ws_chat":
-        pytest.skip("only ws_chat has a WebSocket")
+def test_the_websocket_closes_with_1008_naming_the_maximum(redis_module: Server) -> None:
+    """ws_chat's WebSocket takes ?history= too (broadcast has no WebSocket)."""
+    target, env = APPS["ws_chat"]
+    env = {**env, "BROKER": "streams", "REDIS_URL": redis_module.url}
 
     async def ask(url: str) -> tuple[int | None, str | None]:
         async with connect(url) as socket:
@@ -63,6 +63,7 @@ def test_the_websocket_closes_with_1008_naming_the_maximum(app: tuple[str, Serve
             frame = closed.value.rcvd
             return (frame.code, frame.reason) if frame else (None, None)
 
-    url = server.url.replace("http://", "ws://") + f"/ws?history={HISTORY_MAX + 1}"
-    code, reason = asyncio.run(ask(url))
+    with start_app(target, env=env, name="ws_chat") as server:
+        url = server.url.replace("http://", "ws://") + f"/ws?history={HISTORY_MAX + 1}"
+        code, reason = asyncio.run(ask(url))
     assert code == 1008 and reason and "HISTORY_MAX" in reason, (code, reason)

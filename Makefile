@@ -27,9 +27,9 @@ test:  ## set up, then run every check CI runs
 	@tools/setup.sh chromium
 	$(MAKE) --no-print-directory lint test-unit test-solutions test-notebooks
 
-test-quick:  ## the edit-test loop: lint and the unit tests without browsers and bench runs
+test-quick:  ## the edit-test loop: lint and the tests without browsers, bench runs and stage checks
 	$(VENV)/bin/ruff check .
-	$(PYTEST) $(XDIST) -q -m "not browser and not bench" tests
+	$(PYTEST) $(XDIST) -q -m "not browser and not bench and not stage" tests
 
 lint:  ## ruff, mypy over server/, and learner copies in step with solutions/
 	$(VENV)/bin/ruff check .

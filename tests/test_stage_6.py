@@ -18,7 +18,7 @@ from server.course.stages.run import Missed
 from server.course.stages.stage_6 import compressed, read_timeout_for_chat
 from tests.stage_checks import broken, reference_and_stubs
 
-pytestmark = pytest.mark.nginx
+pytestmark = [pytest.mark.nginx, pytest.mark.stage]
 
 test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(6)
 

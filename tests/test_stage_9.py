@@ -13,7 +13,7 @@ import pytest
 from server.course.stages import check_stage
 from tests.stage_checks import broken, reference_and_stubs
 
-pytestmark = [pytest.mark.nginx, pytest.mark.redis]
+pytestmark = [pytest.mark.nginx, pytest.mark.redis, pytest.mark.stage]
 
 test_the_reference_passes, test_the_stubs_fail_with_a_hint = reference_and_stubs(9)
 

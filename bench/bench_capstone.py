@@ -40,7 +40,7 @@ import redis.asyncio as aioredis
 from server.apps.fake_openai.model import reply_for
 from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
 from server.clients.open_files import raise_open_files_limit
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone import Capstone, ClientLimits, start_capstone
 from server.sse import Decoder
 
 TERMINAL = ("done", "error", "stopped")
@@ -291,7 +291,10 @@ def main() -> int:
             "FAKE_OPENAI_TOKENS": str(args.tokens)}  # fmt: skip
     env = {"RATE_PER_MINUTE": "1000"}  # the default lease (3 s) and sweep (0.5 s)
     runs = []
-    with start_capstone(workers=2, env=env, fake_env=fake, worker_connections=4096) as stack:
+    one_address = ClientLimits(streams=4096, chat_per_second=1000, chat_burst=4096)  # all users
+    with start_capstone(
+        workers=2, env=env, fake_env=fake, worker_connections=4096, client_limits=one_address
+    ) as stack:
         runs.append(asyncio.run(load(stack, args, "steady", kill=False)))
         if args.kill:
             runs.append(asyncio.run(load(stack, args, "SIGKILL A", kill=True)))

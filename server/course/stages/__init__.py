@@ -30,7 +30,7 @@ from server.course.stages.run import Missed, StageRun
 
 __all__ = ["STAGES", "check_stage", "stage_module"]
 
-STAGES = tuple(range(1, 10))
+STAGES = tuple(range(1, 11))
 PROGRESS = ".progress.json"
 CHECKER_BUG = "if your code looks right, please report this with the lines above"
 

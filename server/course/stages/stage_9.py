@@ -20,6 +20,7 @@ not repeat itself (the fake model does): lesson 11's stage text says so.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import httpx2
 
@@ -67,11 +68,14 @@ async def model_requests(client: httpx2.AsyncClient, fake: Server, at_least: int
     return counted[0]
 
 
-async def start_servers(run: StageRun) -> tuple[Server, Server, Server]:
-    """Redis, the fake model, and the learner's app twice (A, B), started side by side."""
+async def start_servers(
+    run: StageRun, model: Mapping[str, str] = MODEL
+) -> tuple[Server, Server, Server]:
+    """Redis, the fake model (paced by `model`), and the learner's app twice (A, B), started
+    side by side."""
     redis, fake = await asyncio.gather(
         asyncio.to_thread(start_redis),
-        asyncio.to_thread(start_app, "server.apps.fake_openai:app", env=MODEL, name="fake_openai"),
+        asyncio.to_thread(start_app, "server.apps.fake_openai:app", env=model, name="fake_openai"),
     )
     run.started(redis)
     run.started(fake)

@@ -8,12 +8,12 @@ and `/readyz` still said ready.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx2
 import pytest
 import redis
+from conftest import wait_until
 
 from server.apps.capstone.replies import LEASES
 from server.course.capstone import Capstone, start_capstone
@@ -28,13 +28,15 @@ def stack() -> Iterator[Capstone]:
 
 
 def readiness_until(worker: str, wanted: int, within: float = 10.0) -> httpx2.Response:
-    """`/readyz` polled until it answers `wanted` (the last answer after `within` seconds)."""
-    deadline = time.monotonic() + within
-    while True:
-        answer = httpx2.get(f"{worker}/readyz", timeout=5)
-        if answer.status_code == wanted or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.1)
+    """`/readyz` polled until it answers `wanted`; that answer."""
+    answers: list[httpx2.Response] = []
+
+    def answered() -> bool:
+        answers.append(httpx2.get(f"{worker}/readyz", timeout=5))
+        return answers[-1].status_code == wanted
+
+    wait_until(answered, f"/readyz to answer {wanted}", within)
+    return answers[-1]
 
 
 def test_a_sweep_refused_by_redis_is_reported_and_the_sweeper_goes_on(stack: Capstone) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from conftest import wait_until
 
 from server.course import binaries, launcher, reaper, supervisor
 from server.course.launcher import (
@@ -181,10 +182,8 @@ def test_kill_takes_the_whole_process_group() -> None:
         members = _group_members(proxy.pid)
         assert len(members) >= 2, "nginx should have a master and a worker"
         proxy.kill()
-        deadline = time.monotonic() + 30  # SIGKILL is immediate; reaping may lag on a busy box
-        while any(_alive(pid) for pid in members) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [pid for pid in members if _alive(pid)] == []
+        # SIGKILL is immediate; reaping may lag on a busy box
+        wait_until(lambda: not any(map(_alive, members)), f"every one of {members} gone")
         proxy.restart()
         assert httpx2.get(proxy.url).text.isdigit()
 
@@ -430,10 +429,8 @@ def test_no_server_outlives_a_killed_kernel() -> None:
         assert len(processes) > len(leaders), "nginx should have a master and a worker"
         assert all(_alive(pid) for pid in processes)
         os.kill(manager.provisioner.process.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30  # the reaper's grace is 3 s: generous on a busy box
-        while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in processes if _alive(pid)] == []
+        # the reaper's grace is 3 s
+        wait_until(lambda: not any(map(_alive, processes)), f"every one of {processes} gone")
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)

@@ -16,6 +16,7 @@ import httpx2
 import nbformat
 import openai
 import pytest
+from conftest import wait_until
 from openai.types.chat import ChatCompletionChunk
 
 from server.apps import fake_openai, llm_relay
@@ -53,6 +54,11 @@ def relay_to(serve: Callable[..., Server], llm: Server, **env: str) -> Server:
 def events(response: httpx2.Response) -> list[Event]:
     decoder = Decoder()
     return [e for chunk in response.iter_bytes() for e in decoder.feed(chunk)]
+
+
+def stats_of(llm: Server) -> dict[str, int]:
+    """The fake model's counts of its generations (active, finished, cancelled, tokens...)."""
+    return dict(httpx2.get(f"{llm.url}/stats").json())
 
 
 def text_of(received: list[Event]) -> str:
@@ -253,18 +259,13 @@ def test_browser_leaving_cancels_the_upstream(serve: Callable[..., Server]) -> N
     slow = serve("server.apps.fake_openai:app", env=env)
     relay = relay_to(serve, slow)
 
-    def stats() -> dict[str, int]:
-        return httpx2.get(f"{slow.url}/stats").json()
-
     with httpx2.stream("GET", f"{relay.url}/chat", params={"message": "hi"}) as response:
         pieces = response.iter_bytes()
         assert next(pieces).startswith(b"data: ")  # the first delta has arrived
-        assert stats()["active"] == 1
+        assert stats_of(slow)["active"] == 1
         # Leaving the `with` block closes the connection, like a browser tab closing.
-    left = time.monotonic()
-    while stats()["cancelled"] == 0 and time.monotonic() - left < 10:  # a deadline
-        time.sleep(0.01)
-    assert stats() | {"requests": 0, "tokens": 0} == {
+    wait_until(lambda: stats_of(slow)["cancelled"] == 1, "the relay to cancel the upstream")
+    assert stats_of(slow) | {"requests": 0, "tokens": 0} == {
         "requests": 0, "active": 0, "finished": 0, "cancelled": 1, "failed": 0, "tokens": 0,
     }  # fmt: skip
 
@@ -510,11 +511,8 @@ def test_the_plain_relay_stops_the_upstream_when_its_reader_leaves(
         await client.close()
 
     asyncio.run(read_two_and_leave())
-    left = time.monotonic()
-    while httpx2.get(f"{slow.url}/stats").json()["cancelled"] == 0:
-        assert time.monotonic() - left < 10, "the upstream was not stopped"  # a deadline
-        time.sleep(0.01)
-    assert httpx2.get(f"{slow.url}/stats").json()["tokens"] < 400
+    wait_until(lambda: stats_of(slow)["cancelled"] == 1, "the plain relay to stop the upstream")
+    assert stats_of(slow)["tokens"] < 400
 
 
 def test_status_of_is_the_http_status_only_api_status_errors_have() -> None:
@@ -543,13 +541,12 @@ def test_the_seeds_chat_streams_but_its_model_runs_on_after_the_client_left(
 
     message = "Tell me about SSE"
     full = len(fake_openai.tokenize(fake_openai.reply_for(message)))
-    before = httpx2.get(f"{llm.url}/stats").json()
+    before = stats_of(llm)
     with httpx2.stream("GET", f"{seed.url}/sse/chat", params={"message": message}) as response:
         assert next(response.iter_bytes()).startswith(b"data: ")
-    left = time.monotonic()
-    while (after := httpx2.get(f"{llm.url}/stats").json())["active"] > before["active"]:
-        assert time.monotonic() - left < 10, "the generation never ended"  # a deadline
-        time.sleep(0.01)
+    ended = "the abandoned generation to run to its end"
+    wait_until(lambda: stats_of(llm)["active"] == before["active"], ended)
+    after = stats_of(llm)
     assert after["finished"] - before["finished"] == 1 and after["cancelled"] == before["cancelled"]
     assert after["tokens"] - before["tokens"] == full  # every token, for a client long gone
 

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 
 import pytest
+from conftest import wait_until
 
 from server.clients.http_raw import build_request
 from server.course.launcher import Server
@@ -40,14 +41,14 @@ def _wait_closed(tap: Wiretap) -> list[Record]:
     A connection closes when both sides have ended theirs, so the client having read the
     server's end is not enough: the wiretap must also have seen the client's.
     """
-    start = time.monotonic()
-    while True:
+
+    def all_closed() -> bool:
         records = tap.records()
         closed = {r.connection for r in records if r.direction == "close"}
-        if records and closed == {r.connection for r in records}:
-            return records
-        assert time.monotonic() - start < DEADLINE, f"still open after {DEADLINE} s: {records}"
-        time.sleep(0.02)
+        return bool(records) and closed == {r.connection for r in records}
+
+    wait_until(all_closed, "the wiretap to close every connection it recorded", DEADLINE)
+    return tap.records()
 
 
 def test_records_the_exact_bytes_both_ways(demo: Server) -> None:
@@ -93,9 +94,11 @@ def test_cut_closes_open_connections_now(demo: Server) -> None:
         sock.sendall(build_request("127.0.0.1", "/chunks?n=1000&interval=0.1"))
         assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
         tap.cut()
-        deadline = time.monotonic() + DEADLINE
-        while sock.recv(65536):
-            assert time.monotonic() < deadline, "the stream should end at the cut, not at its end"
+
+        def ended() -> bool:  # reads what has come; b"" once the wiretap has closed it
+            return sock.recv(65536) == b""
+
+        wait_until(ended, "the stream to end at the cut, not at its end", DEADLINE)
         assert tap.records()[-1].direction == "close"
 
 

@@ -160,9 +160,11 @@ class Decoder:
     ``retry`` to reconnect.
     """
 
-    def __init__(self, max_buffer: int = 1 << 20) -> None:
+    def __init__(self, max_buffer: int = 1 << 20, last_event_id: str = "") -> None:
         self.max_buffer = max_buffer
-        self.last_event_id = ""  # the standard's "last event ID string"
+        # The standard's "last event ID string"; a reconnecting client starts from the last
+        # one, which the new stream keeps, replaces, or resets with an empty `id`.
+        self.last_event_id = last_event_id
         self.retry: int | None = None  # reconnection time in ms, if the server set one
         self._utf8 = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         self._closed = False
@@ -172,7 +174,7 @@ class Decoder:
         self._data: list[str] = []  # data lines of the unfinished event
         self._data_size = 0
         self._event_type = ""
-        self._id_buffer = ""  # the standard's "last event ID buffer"
+        self._id_buffer = last_event_id  # the standard's "last event ID buffer"
         self._event_retry: int | None = None  # a retry seen since the last blank line
         self._failed: BufferLimitExceeded | None = None  # raised by the next feed or close
 

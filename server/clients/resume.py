@@ -2,8 +2,9 @@
 
 When the connection ends (the server closed it, a proxy cut it, the server restarted), the
 client reconnects, waits the `retry` time the server asked for, and sends the id of the last
-event it got as a `Last-Event-ID` header, so the server resumes right after it. A 204 answer
-means "nothing more, stop". This is lesson 04's exercise reference; it parses with
+event it got as a `Last-Event-ID` header, so the server resumes right after it; an event with
+an empty `id:` resets that id, and the next reconnection sends none. A 204 answer means
+"nothing more, stop". This is lesson 04's exercise reference; it parses with
 `server.sse.Decoder`, so it sees exactly what a browser would.
 
 `next_ready_state` is the browser's rule for an answer, the reference of lesson 05's
@@ -63,7 +64,7 @@ def read_with_resume(
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
             if last_event_id:
                 headers["Last-Event-ID"] = last_event_id
-            decoder = Decoder()
+            decoder = Decoder(last_event_id=last_event_id)  # kept across connections, as a browser
             try:
                 with http.stream("GET", url, headers=headers) as response:
                     content_type = response.headers.get("content-type", "")
@@ -83,7 +84,7 @@ def read_with_resume(
             except httpx2.TransportError:
                 pass  # cut mid-stream or refused (a restarting server): reconnect, like a browser
             decoder.close()
-            last_event_id = decoder.last_event_id or last_event_id
+            last_event_id = decoder.last_event_id  # "" after an empty `id`: the server reset it
             if decoder.retry is not None:
                 retry_ms = decoder.retry
             elif retry_ms is None:

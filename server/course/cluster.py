@@ -50,8 +50,8 @@ def upstreams(workers: Mapping[str, Server] | Iterable[Server]) -> list[str]:
 
 def shutdown_redis(redis: Server, timeout: float = 10.0) -> None:
     """Take Redis away the way maintenance does: `SHUTDOWN SAVE` writes its data to disk and
-    exits; `redis.restart()` then loads it back (same folder). Connections are refused
-    meanwhile.
+    exits; `redis.restart()` then loads it back (same folder), once: a later crash and restart
+    starts empty (`start_redis`). Connections are refused meanwhile.
 
     The course's redis-server keeps no data on disk otherwise (`--save ""`, no AOF), so a
     crash (`redis.kill()`) loses every stream. In production, durability is a setting:

@@ -204,7 +204,22 @@ def start_command(
 
 
 def start_redis(*, port: int | None = None, timeout: float = READY_TIMEOUT) -> Server:
-    """Run a throwaway redis-server on loopback: no persistence, data lives in memory only."""
+    """Run a throwaway redis-server on loopback: no persistence, data lives in memory only.
+
+    A dump written on purpose (`cluster.shutdown_redis`, maintenance) is loaded by the next
+    start only: once Redis answers it has read the file, which is then removed. A later crash
+    (`kill`, `restart`) starts empty, as a crash without persistence does, instead of reviving
+    that old data (finished replies adopted and generated again).
+    """
+    workdir = new_workdir("redis")
+    dump = workdir / "dump.rdb"
+
+    def ready_and_dump_spent(host: str, port: int) -> bool:
+        if not redis_answers(host, port):  # PING is refused while a dump is being loaded
+            return False
+        dump.unlink(missing_ok=True)
+        return True
+
     binary = find_binary("redis-server")
     command = (
         binary, "--bind", LOOPBACK, "--port", "{port}", "--dir", "{workdir}",
@@ -214,11 +229,11 @@ def start_redis(*, port: int | None = None, timeout: float = READY_TIMEOUT) -> S
         "redis-server",
         command,
         re.compile(r"Ready to accept connections"),
-        redis_answers,
+        ready_and_dump_spent,
         scheme="redis",
         timeout=timeout,
     )
-    return start(recipe, port, workdir=new_workdir("redis"))
+    return start(recipe, port, workdir=workdir)
 
 
 def start_python(

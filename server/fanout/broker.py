@@ -33,6 +33,10 @@ from server.fanout.hub import Hub, Message, Subscription
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # While Redis is away, followers and catch-ups try again this often (at most).
 RECONNECT_EVERY = 0.5
+# Seconds one command (a publish, a catch-up page) may wait for Redis's answer. A Redis that is
+# hung (SIGSTOP, a stuck disk) rather than down accepts the connection and never answers:
+# without this bound a publish waited for the socket timeout, twice, before its 503.
+COMMAND_TIMEOUT = 2.0
 # The most past messages one new client may ask for (`?history=K`): a request for the whole
 # stream (`STREAM_MAXLEN` entries of up to 64 KB) would read hundreds of MB into memory at once.
 HISTORY_MAX = 500
@@ -101,7 +105,13 @@ class RedisFollower:
     STARTUP_WAIT = 5.0  # seconds a starting worker waits for Redis before serving
 
     def __init__(self, redis_url: str) -> None:
-        self.redis = connect(redis_url)
+        # Two clients: commands, each bounded by COMMAND_TIMEOUT and retried only when the
+        # connection was refused or reset (a command that timed out may have run: a second
+        # XADD would be a second message); and the follower's, whose blocking reads wait longer.
+        backoff = ExponentialBackoff(cap=0.05, base=0.01)
+        only_reconnect = Retry(backoff, retries=1, supported_errors=(RedisConnectionError,))
+        self.redis = connect(redis_url, socket_timeout=COMMAND_TIMEOUT, retry=only_reconnect)
+        self.follower_redis = connect(redis_url)
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -124,6 +134,7 @@ class RedisFollower:
                 await asyncio.gather(self._task, return_exceptions=True)
         finally:
             await self.redis.aclose()
+            await self.follower_redis.aclose()
 
 
 def _say_if_it_died(task: asyncio.Task[None]) -> None:
@@ -187,11 +198,11 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
     publish would hang that long before its 503. One retry is kept: after Redis restarts,
     every pooled connection is dead, and the first command on each must reconnect once.
     """
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
-        socket_connect_timeout=2,
-        socket_timeout=10,  # above every XREAD BLOCK below
+    settings: dict[str, Any] = {
+        "decode_responses": True,
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,  # above every XREAD BLOCK of the course
         **options,
-    )
+    }
+    return aioredis.Redis.from_url(url, **settings)

@@ -62,7 +62,7 @@ class PubSubBroker(RedisFollower):
     async def _follow(self) -> None:
         """The worker's one subscription: each message to the hub; resubscribe if it breaks."""
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.follower_redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._ready.set()

@@ -140,21 +140,36 @@ class StreamsBroker(RedisFollower):
         """The last `count` entries, oldest first."""
         return _entries(await self.redis.xrevrange(self.key, count=count))[::-1]
 
+    async def before_newest(self, count: int) -> str:
+        """The id just before the last `count` entries ("0-0" when there are no more), walked
+        back `PAGE` entries at a time: one XREVRANGE of `HISTORY_MAX` entries of up to 64 KB
+        would hold them all in memory at once. The entries themselves are then read forward,
+        a page at a time, by `entries_after`."""
+        seen, top = 0, "+"
+        while True:
+            page = _entries(await self.redis.xrevrange(self.key, max=top, min="-", count=PAGE))
+            for entry_id, _fields in page:
+                if seen == count:
+                    return entry_id
+                seen += 1
+            if len(page) < PAGE:
+                return "0-0"
+            top = f"({page[-1][0]}"
+
     async def _follow(self) -> None:
         """The worker's one reader: every new entry, in order, to the hub."""
         while True:
             try:
+                redis = self.follower_redis
                 if self._cursor is None:
-                    newest = await self.newest(1)
+                    newest = _entries(await redis.xrevrange(self.key, count=1))
                     self._cursor = newest[0][0] if newest else "0-0"
                     self._ready.set()
                 elif not self._healthy:
-                    await self.redis.ping()  # back? (XREAD would only say so when it returns)
+                    await redis.ping()  # back? (XREAD would only say so when it returns)
                 self._healthy = True  # only after a command succeeded
                 # [[key, [(id, fields), ...]]], or None when BLOCK_MS passed without an entry
-                reply: Any = await self.redis.xread(
-                    {self.key: self._cursor}, count=PAGE, block=BLOCK_MS
-                )
+                reply: Any = await redis.xread({self.key: self._cursor}, count=PAGE, block=BLOCK_MS)
             except REDIS_DOWN:
                 self._healthy = False
                 await asyncio.sleep(RECONNECT_EVERY)
@@ -207,6 +222,7 @@ class StreamFeed:
         self._history = history
         self._checked = False  # whether `after` was checked against the history kept
         self._reader: AsyncIterator[Entry] | None = None  # the catch-up, once started
+        self._start = "0-0"  # where a catch-up with nothing handed out yet begins (exclusive)
         self._caught_up = after is None and history == 0
         self._pending: deque[Message] = deque()  # read from Redis, not yet handed out
         self._subscription: Subscription | None = None
@@ -260,15 +276,14 @@ class StreamFeed:
         if not broker.following:
             raise BrokerUnavailable("the worker is not following the stream yet")
         if self._last is None and not self._checked:  # a new client: the last `history`
-            self._pending.extend(_messages(await broker.newest(self._history), broker.key))
-            self._caught_up = True
-            return
+            self._checked = True
+            self._start = await broker.before_newest(self._history)
         if not self._checked:
             self._checked = True
             if await self._reset_needed(self._last):
                 return  # hand out the reset first
         if self._reader is None:  # (again after Redis failed: from the last one handed out)
-            after = str(self._last) if self._last is not None else "0-0"
+            after = str(self._last) if self._last is not None else self._start
             self._reader = entries_after(broker.redis, broker.key, after)
         try:
             entry_id, fields = await anext(self._reader)
@@ -308,8 +323,3 @@ def _position(entry: Entry) -> StreamId:
     position = parse_stream_id(entry[0], "entry id")
     assert position is not None
     return position
-
-
-def _messages(entries: list[Entry], key: str) -> list[Message]:
-    messages = (message_of(entry_id, fields, key) for entry_id, fields in entries)
-    return [message for message in messages if message is not None]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -43,10 +46,15 @@ def progress_of(messages: list[Any]) -> list[float]:
     return [m["params"]["progress"] for m in notes]
 
 
+def text_of(message: Any) -> str:
+    text: str = message["result"]["content"][0]["text"]
+    return text
+
+
 def test_a_quick_call_is_answered_as_json(mcp_url: str) -> None:
     answer = run(lambda client: post(client, mcp_url, call("add", {"a": 2, "b": 3})))
     assert (answer.status, answer.media_type) == (200, "application/json")
-    assert answer.message["result"]["structuredContent"] == {"result": 5}
+    assert answer.message["result"]["content"] == [{"type": "text", "text": "5"}]
 
 
 def test_a_call_that_reports_progress_is_an_event_stream_that_ends_with_the_result(
@@ -56,7 +64,7 @@ def test_a_call_that_reports_progress_is_an_event_stream_that_ends_with_the_resu
     answer = run(lambda client: post(client, mcp_url, request))
     assert (answer.status, answer.media_type) == (200, "text/event-stream")
     assert progress_of(answer.messages) == [1, 2, 3, 4]
-    assert answer.messages[-1]["result"]["structuredContent"] == {"result": LIFTOFF}
+    assert text_of(answer.messages[-1]) == LIFTOFF
     assert len(answer.messages) == 5  # four notifications, the result, and the stream ended
     assert all(event.id == "" for event in answer.events)  # 2026-07-28: no ids to resume by
     assert answer.headers["x-accel-buffering"] == "no"
@@ -116,7 +124,7 @@ def test_a_stream_cut_mid_call_resumes_with_last_event_id(mcp_url: str) -> None:
     before, after = run(cut_and_resume)
     assert "result" not in before[-1]  # the server closed the stream before the result
     assert progress_of(before + after) == [1, 2, 3, 4, 5]  # each once, in order
-    assert after[-1]["result"]["structuredContent"] == {"result": LIFTOFF}
+    assert text_of(after[-1]) == LIFTOFF
 
 
 def test_a_replay_reaches_only_the_session_that_owns_the_stream(mcp_url: str) -> None:
@@ -162,7 +170,7 @@ def test_an_unknown_or_malformed_last_event_id_gets_nothing(mcp_url: str) -> Non
 def test_the_sdk_client_gets_every_progress_and_the_result_across_a_cut(
     mcp_url: str, mode: str
 ) -> None:
-    async def use_sdk() -> tuple[list[float], Any]:
+    async def use_sdk() -> tuple[list[float], str]:
         seen: list[float] = []
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -171,6 +179,16 @@ def test_the_sdk_client_gets_every_progress_and_the_result_across_a_cut(
         async with Client(mcp_url, mode=mode) as client:
             args = {"n": 5, "close_after": 2}
             result = await client.call_tool("count_down", args, progress_callback=on_progress)
-        return seen, result.structured_content
+        return seen, "".join(getattr(part, "text", "") for part in result.content)
 
-    assert asyncio.run(use_sdk()) == ([1, 2, 3, 4, 5], {"result": LIFTOFF})
+    assert asyncio.run(use_sdk()) == ([1, 2, 3, 4, 5], LIFTOFF)
+
+
+def test_importing_the_app_leaves_the_importers_logging_alone() -> None:
+    """The SDK's MCPServer() calls logging.basicConfig; a notebook then printed every request."""
+    code = (
+        "import logging; from server.apps import mcp_server; "
+        "root = logging.getLogger(); print(len(root.handlers), root.level)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", str(logging.WARNING)]

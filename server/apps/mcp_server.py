@@ -18,6 +18,11 @@ deterministic cut: after ``k`` progress reports the tool asks the SDK to close t
 ms and the store replays the rest. The 2026-07-28 wire has no event ids and no resumption, so
 there the knob does nothing.
 
+Both tools answer plain text (``structured_output=False``): a structured result carries an
+output schema, and the SDK's client then validates every result with ``jsonschema``, whose first
+import here takes seconds (Jupyter pulls in ``rfc3987-syntax``, which compiles its grammars on
+import).
+
 Settings (environment, checked at start): ``MCP_STEP_SECONDS`` (0.02) between two progress
 reports, so a stream visibly streams; ``MCP_RETRY_MS`` (300) the ``retry:`` of priming events.
 
@@ -26,6 +31,7 @@ reports, so a stream visibly streams; ``MCP_RETRY_MS`` (300) the ``retry:`` of p
 
 from __future__ import annotations
 
+import logging
 import os
 
 import anyio
@@ -41,16 +47,20 @@ LIFTOFF = "발사!"
 STEP_SECONDS = number(os.environ, "MCP_STEP_SECONDS", 0.02, low=0.0, high=10.0)
 RETRY_MS = number(os.environ, "MCP_RETRY_MS", 300, low=0, high=60_000)
 
+_root = logging.getLogger()
+_handlers, _level = list(_root.handlers), _root.level
 mcp: MCPServer = MCPServer("sse-course", instructions="Lesson 12's tools: add and count_down.")
+_root.handlers[:] = _handlers  # MCPServer() calls logging.basicConfig: importing this module
+_root.setLevel(_level)  # must not configure the importer's logging (a notebook's, a test's)
 
 
-@mcp.tool()
+@mcp.tool(structured_output=False)
 def add(a: int, b: int) -> int:
     """Add two numbers: a call that is over before it could stream anything."""
     return a + b
 
 
-@mcp.tool()
+@mcp.tool(structured_output=False)
 async def count_down(ctx: Context, n: int = 5, close_after: int = 0) -> str:
     """Count down from `n`, reporting progress at each step, then say liftoff.
 

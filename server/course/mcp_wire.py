@@ -29,7 +29,17 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
 from server.sse import MEDIA_TYPE, Decoder, Event
 
-__all__ = ["ACCEPT", "Answer", "Request", "call", "open_session", "post", "resume", "session_call"]
+__all__ = [
+    "ACCEPT",
+    "Answer",
+    "Request",
+    "call",
+    "open_session",
+    "post",
+    "progress_values",
+    "resume",
+    "session_call",
+]
 
 ACCEPT = f"application/json, {MEDIA_TYPE}"
 """The Accept header a Streamable HTTP client sends on every POST: either answer will do."""
@@ -155,6 +165,17 @@ def session_call(
         params["_meta"] = {"progressToken": progress_token}
     body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
     return Request(body, dict(session))
+
+
+def progress_values(body: bytes) -> list[float]:
+    """The ``progress`` of each ``notifications/progress`` in an SSE answer's bytes, in order.
+
+    Lesson 12's exercise. An event with empty data (a priming event) carries no message."""
+    decoder = Decoder()
+    events = decoder.feed(body) + decoder.close()
+    messages = [json.loads(event.data) for event in events if event.data]
+    notes = [m for m in messages if m.get("method") == "notifications/progress"]
+    return [note["params"]["progress"] for note in notes]
 
 
 async def _read(response: httpx2.Response) -> Answer:

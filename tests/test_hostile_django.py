@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from server.course.launcher import Server, start_gunicorn
+from server.course.launcher import Server, start_app, start_gunicorn
 
 WSGI = "server.apps.django_streams.wsgi:application"
 THREADS = 2
@@ -33,3 +33,20 @@ def test_the_library_stream_is_refused_under_wsgi_and_the_server_still_answers(
                 assert response.status_code == 501, response.status_code
                 assert "ASGI" in response.read().decode()
         assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.evil.example", "localhost:1@x"])
+def test_a_foreign_host_header_is_a_400_under_wsgi(wsgi: Server, host: str) -> None:
+    """The settings say `ALLOWED_HOSTS` protects the loopback default, but no middleware
+    called `get_host()`, so any Host was served."""
+    answer = httpx2.get(f"{wsgi.url}/", headers={"Host": host}, timeout=10)
+    assert answer.status_code == 400, (answer.status_code, answer.text[:200])
+    assert httpx2.get(f"{wsgi.url}/", timeout=10).status_code == 200
+
+
+def test_a_foreign_host_header_is_a_400_under_asgi() -> None:
+    with start_app("server.apps.django_streams.asgi:application") as asgi:
+        for path in ("/", "/countdown?start=1&interval=0", "/library/events"):
+            answer = httpx2.get(asgi.url + path, headers={"Host": "evil.example"}, timeout=10)
+            assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
+        assert httpx2.get(f"{asgi.url}/", timeout=10).status_code == 200

@@ -5,6 +5,7 @@ Two switches come from the environment, so that one project can show both sides 
 - ``DJANGO_GZIP=1`` adds Django's `GZipMiddleware`, which lesson 07 measures on an event
   stream; ``DJANGO_GZIP=safe`` adds the fix, which leaves event streams alone.
 - ``DJANGO_ALLOWED_HOSTS`` (comma-separated) for a proxy or a hub in front; loopback by default.
+  A request naming any other Host is a 400 (`hosts.allowed_hosts_only`).
 
 ``DJANGO_LOG_TAIL`` names the file `/log-tail` follows (none by default: the view answers 404).
 """
@@ -28,6 +29,9 @@ GZIP = {
     "1": "django.middleware.gzip.GZipMiddleware",
     "safe": "server.apps.django_streams.middleware.EventStreamSafeGZipMiddleware",
 }
-MIDDLEWARE = [GZIP[os.environ["DJANGO_GZIP"]]] if os.environ.get("DJANGO_GZIP") else []
+# Django enforces ALLOWED_HOSTS only where something asks for the host: the first middleware does.
+MIDDLEWARE = ["server.apps.django_streams.hosts.allowed_hosts_only"]
+if os.environ.get("DJANGO_GZIP"):
+    MIDDLEWARE.append(GZIP[os.environ["DJANGO_GZIP"]])
 USE_TZ = True
 LOG_TAIL_FILE = os.environ.get("DJANGO_LOG_TAIL", "")

@@ -127,8 +127,12 @@ def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(
     assert again.dropped_after is not None and again.dropped_after > 0.5, again.dropped_after
     assert run.dropped_while_publishing() and run.closed, run.dropped_after
     assert 0 < run.stalled_bytes < 450 * 30_000, "it got what fit in the buffers, not all"
+    # Nobody else waited: a room that waited on the stalled client's write would hold every
+    # delivery for up to the send timeout (2 s), the p99 of those published in the window before
+    # the drop with it; the healthy listeners' is tens of ms (a few hundred on a loaded
+    # machine). The bound is the outcome's, not a comparison of two measured latencies.
     p99 = run.p99()
-    assert p99["before the drop"] < 3 * p99["before"] + 0.25, p99
+    assert p99["before the drop"] < run.send_timeout / 2, p99
     stats = worker_stats(workers)
     assert all(s["hub"]["most_waiting"] <= s["queue_size"] for s in stats.values())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 import sys
@@ -15,14 +16,17 @@ from mcp import Client
 
 from server.apps.mcp_server import LIFTOFF, RETRY_MS
 from server.course.launcher import start_app
+from server.course.mcp_checks import test_progress_values as check_progress_values
 from server.course.mcp_wire import (
     Request,
     call,
     open_session,
     post,
+    progress_values,
     resume,
     session_call,
 )
+from server.sse import Decoder
 
 T = TypeVar("T")
 
@@ -192,3 +196,15 @@ def test_importing_the_app_leaves_the_importers_logging_alone() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0", str(logging.WARNING)]
+
+
+def test_the_exercise_check_passes_the_reference_and_fails_json_on_every_event(
+    mcp_url: str,
+) -> None:
+    def every_event_is_json(body: bytes) -> list[float]:
+        messages = [json.loads(event.data) for event in Decoder().feed(body)]
+        return [m["params"]["progress"] for m in messages if "progress" in m.get("params", {})]
+
+    asyncio.run(check_progress_values(progress_values, mcp_url))
+    with pytest.raises(json.JSONDecodeError):  # the priming event's empty data
+        asyncio.run(check_progress_values(every_event_is_json, mcp_url))

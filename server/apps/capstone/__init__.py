@@ -35,6 +35,7 @@ from pathlib import Path
 
 import openai
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -65,9 +66,9 @@ async def page(request: Request) -> Response:
     try:
         api.session_user(request)
     except SessionRefused:
-        response.headers.append(
-            "set-cookie", cookie_header(new_cookie(request.app.state.settings.session_secret)[1])
-        )
+        settings: Settings = request.app.state.settings
+        _user, value = new_cookie(settings.session_secret)
+        response.headers.append("set-cookie", cookie_header(value, settings.session_max_age))
     return response
 
 
@@ -76,8 +77,10 @@ async def session(request: Request) -> Response:
     has none, its user otherwise; a forged cookie is refused (403), not replaced."""
     if request.cookies.get(COOKIE) is not None:
         return JSONResponse({"user": api.session_user(request), "new": False})
-    user, value = new_cookie(request.app.state.settings.session_secret)
-    return JSONResponse({"user": user, "new": True}, headers={"set-cookie": cookie_header(value)})
+    settings: Settings = request.app.state.settings
+    user, value = new_cookie(settings.session_secret)
+    cookie = cookie_header(value, settings.session_max_age)
+    return JSONResponse({"user": user, "new": True}, headers={"set-cookie": cookie})
 
 
 async def healthz(request: Request) -> Response:
@@ -86,16 +89,19 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: this worker can serve (it reaches Redis, it is not shutting down, its
-    sweep for other workers' orphaned replies works)."""
+    """Readiness: this worker can serve (it reaches Redis, and its sweep for other workers'
+    orphaned replies works).
+
+    Not "shutting down": uvicorn stops accepting connections before the lifespan's shutdown
+    begins, so no request could ever see it. A balancer learns that a worker is leaving from
+    refused connections (nginx tries the next worker), or is told first, as Kubernetes does
+    by removing the pod from its endpoints before sending SIGTERM."""
     state = request.app.state
     try:
         async with asyncio.timeout(1.0):
             await state.replies.redis.ping()
     except (TimeoutError, *REDIS_DOWN):
         return JSONResponse({"status": "redis unreachable"}, 503, headers={"Retry-After": "1"})
-    if state.draining:
-        return JSONResponse({"status": "draining"}, 503)
     failing = state.generator.sweep_error  # it adopts no orphaned reply until this clears
     if failing is not None:
         status = f"the sweep for orphaned replies is failing: {failing}"
@@ -114,10 +120,12 @@ routes = [
     Route("/", page),
     _static("capstone.js", "text/javascript"),
     _static("sse.js", "text/javascript"),
+    _static("chat_view.js", "text/javascript"),
     Route("/api/session", session),
     Route("/api/chat", api.chat, methods=["POST"]),
     Route("/api/replies/{reply}/events", api.events),
     Route("/api/replies/{reply}/stop", api.stop, methods=["POST"]),
+    Route("/api/replies/{reply}/leave", api.leave, methods=["POST"]),
     Route("/api/conversations/{conversation}", api.conversation),
     Route("/healthz", healthz),
     Route("/readyz", readyz),
@@ -146,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         redis = connect(chosen.redis_url, max_connections=chosen.redis_connections)
         state = app.state
-        state.settings, state.metrics, state.draining = chosen, Metrics(), False
+        state.settings, state.metrics = chosen, Metrics()
         state.streams = Slots(chosen.max_streams)  # open reply streams per user, this worker
         state.replies = Replies(redis, chosen.history_cap, chosen.reply_ttl)
         state.generator = Generator(state.replies, client, upstream, chosen, state.metrics)
@@ -154,7 +162,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            state.draining = True
             state.generator.closing = True
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             SessionRefused: api.refused,
             RedisConnectionError: api.redis_down,
             RedisTimeoutError: api.redis_down,
+            OutOfMemoryError: api.redis_full,
         },
     )
 

@@ -5,6 +5,7 @@
                                             -> 202 {"reply", "conversation", "events", ...}
     GET  api/replies/<reply>/events         the reply as SSE (`delivery`); Last-Event-ID resumes
     POST api/replies/<reply>/stop           end it now, and stop the upstream generation
+    POST api/replies/<reply>/leave          the page went away: stop it unless read again soon
     GET  api/conversations/<conversation>   the history, and the reply still generating, if any
 
 Refusals, in the order they are checked, and nothing is stored by any of them:
@@ -14,7 +15,7 @@ Refusals, in the order they are checked, and nothing is stored by any of them:
   another origin of the same site (another port of this host; on a shared hub, every learner's
   app). ``Origin`` is not compared with ``Host``: behind a proxy they differ. The page's own
   fetch sends ``same-origin``, a typed URL ``none``, and curl or httpx nothing: all accepted;
-- no session cookie: 401; a forged one: 403 (`session`);
+- no session cookie, or one older than ``SESSION_MAX_AGE``: 401; a forged one: 403 (`session`);
 - a chat body not sent as ``application/json``: 415 (a plain HTML form can post
   ``text/plain`` to any origin without asking; only a script can send JSON, and a script on
   another origin must first pass a CORS preflight this app never answers);
@@ -30,7 +31,8 @@ Refusals, in the order they are checked, and nothing is stored by any of them:
   counted per worker, in memory (a count in Redis would leak the streams of a killed worker),
   so a user spread over N workers may hold up to N times as many: enough to stop one client
   from holding thousands of connections (and Redis connections) open;
-- Redis unreachable: 503 with ``Retry-After``.
+- Redis unreachable: 503 with ``Retry-After``; Redis full (``maxmemory``, ``noeviction``):
+  503, nothing stored.
 
 A POST may carry an ``Idempotency-Key``: sent again (a retry after a lost answer, or a 502
 while a worker died), it returns the reply the first one made instead of a second one.
@@ -38,6 +40,7 @@ while a worker died), it returns the reply the first one made instead of a secon
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -55,7 +58,7 @@ from server.apps.capstone.delivery import already_ended, reply_events
 from server.apps.capstone.generation import Generator
 from server.apps.capstone.metrics import CONTENT_TYPE, Metrics
 from server.apps.capstone.replies import Keys, Replies
-from server.apps.capstone.session import COOKIE, SessionRefused, user_of
+from server.apps.capstone.session import COOKIE, ForgedSession, SessionRefused, user_of
 from server.apps.capstone.settings import Settings
 from server.event_ids import parse_stream_id
 from server.fanout.broker import REDIS_DOWN
@@ -65,6 +68,8 @@ from server.stream_slots import Slots, released_after
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 REPLY_ID = re.compile(r"[0-9a-f]{32}")
+LEAVE_GRACE = 5.0
+"""Seconds a `leave` waits before it stops the reply: the page, reloaded, reads it sooner."""
 
 
 class Refused(Exception):
@@ -79,8 +84,8 @@ class Refused(Exception):
 
 async def refused(request: Request, error: Exception) -> Response:
     """The app's handler for `Refused` and `SessionRefused`."""
-    if isinstance(error, SessionRefused):
-        error = Refused(error.status, str(error), "session")
+    if isinstance(error, SessionRefused):  # none, or expired: get one; forged: not yours
+        error = Refused(403 if isinstance(error, ForgedSession) else 401, str(error), "session")
     assert isinstance(error, Refused)
     request.app.state.metrics.refused.labels(error.reason).inc()
     body = {"detail": error.detail, "error": error.reason}
@@ -93,8 +98,15 @@ async def redis_down(request: Request, error: Exception) -> Response:
     return await refused(request, Refused(503, detail, "redis", {"Retry-After": "2"}))
 
 
+async def redis_full(request: Request, error: Exception) -> Response:
+    """Redis at its ``maxmemory`` refuses writes (``noeviction``): a 503, nothing stored."""
+    detail = "The chat's store (Redis) is full; nothing was stored. Try again later."
+    return await refused(request, Refused(503, detail, "redis_full", {"Retry-After": "30"}))
+
+
 def session_user(request: Request) -> str:
-    user = user_of(request.cookies.get(COOKIE), request.app.state.settings.session_secret)
+    settings: Settings = request.app.state.settings
+    user = user_of(request.cookies.get(COOKIE), settings.session_secret, settings.session_max_age)
     request.state.user = user[:8]  # for the access log: enough to follow one user's requests
     return user
 
@@ -209,6 +221,9 @@ async def events(request: Request) -> Response | ASGIApp:
     """The reply as an event stream, from the client's Last-Event-ID on."""
     settings: Settings = request.app.state.settings
     keys = await _own_reply(request, session_user(request))
+    await request.app.state.replies.redis.set(  # which page read it last: see `leave`
+        f"cap:reader:{keys.reply}", page_of(request), ex=settings.reply_ttl
+    )
     try:
         after = parse_stream_id(request.headers.get("last-event-id"))
         if await already_ended(request.app.state.replies.redis, keys.reply, after):
@@ -231,6 +246,7 @@ async def events(request: Request) -> Response | ASGIApp:
     body = reply_events(
         request.app.state.replies.redis, keys.reply, after, heartbeat=settings.heartbeat,
         retry_ms=settings.retry_ms, metrics=request.app.state.metrics,
+        lifetime=settings.max_stream_seconds,
     )  # fmt: skip
     response = SendDeadline(sse_response(body), settings.send_timeout, lambda: None)
     return released_after(response, lambda: streams.give_back(keys.user))
@@ -250,6 +266,28 @@ async def stop(request: Request) -> Response:
     generator: Generator = request.app.state.generator
     generator.cancel(keys.reply)  # here at once; on another worker at its next token or renewal
     return JSONResponse({"status": "stopped", "reply": keys.reply})
+
+
+def page_of(request: Request) -> str:
+    """The ``?page=`` a page gives its reads and its `leave` (random, per page load), or ""."""
+    page = request.query_params.get("page", "")
+    return page if IDEMPOTENCY_KEY.fullmatch(page) else ""
+
+
+async def leave(request: Request) -> Response:
+    """The page reading the reply went away (`capstone.js` sends this beacon on ``pagehide``):
+    stop the reply, unless after `LEAVE_GRACE` another page is the last to have opened its
+    events, as the same page reloaded does (its read may even arrive before this beacon).
+    Behind jupyter-server-proxy, which keeps the app's side of a stream open after the
+    browser's is gone, nothing else tells the server that a tab closed, and the model would
+    go on generating for nobody."""
+    from_this_page(request)
+    keys = await _own_reply(request, session_user(request))
+    await asyncio.sleep(LEAVE_GRACE)
+    reader = await request.app.state.replies.redis.get(f"cap:reader:{keys.reply}")
+    if reader is not None and reader != page_of(request):
+        return JSONResponse({"status": "read by another page", "reply": keys.reply})
+    return await stop(request)
 
 
 async def conversation(request: Request) -> Response:

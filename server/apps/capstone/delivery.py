@@ -15,7 +15,11 @@ one Redis connection while its XREAD waits. Hundreds per worker are nothing to R
 serves 10,000 clients by default); at many thousands, one XREAD per worker over many reply
 keys, handing entries to each stream's queue (lesson 09's follower and hub), is the next step.
 
-The stream ends after the reply's last event (``done``, ``error`` or ``stopped``). While
+The stream ends after the reply's last event (``done``, ``error`` or ``stopped``), or after
+``MAX_STREAM_SECONDS``, whichever comes first: then it simply ends, between two events, and
+the client reconnects with its last id, as after any cut (the page and `EventSource` both
+do). A proxy that never tells the server a tab has closed (jupyter-server-proxy) thus holds
+a stream nobody reads for that long at most, not for as long as the reply lasts. While
 nothing comes, a ``: ping`` comment goes out every ``HEARTBEAT`` seconds, below nginx's
 ``proxy_read_timeout`` (60 s here) and an ALB's idle timeout (60 s by default). While Redis is
 away the comment says ``waiting for redis`` and the stream waits: the reply's promise, every
@@ -25,6 +29,7 @@ token after your last id, holds once Redis is back.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,16 +71,20 @@ async def reply_events(
     heartbeat: float,
     retry_ms: int,
     metrics: Metrics,
+    lifetime: float = math.inf,
 ) -> AsyncIterator[bytes]:
-    """The reply's events after `after`, ending with its last one; heartbeats between."""
+    """The reply's events after `after`, ending with its last one (or after `lifetime`
+    seconds, for the client to resume); heartbeats between."""
     key, cursor = f"cap:reply:{reply}", str(after) if after is not None else "0-0"
     block = min(BLOCK_MS, int(heartbeat * 1000))
     last_write, first = time.monotonic(), True
+    ends = last_write + lifetime
     metrics.open_streams.inc()
     try:
-        while True:
+        while (left := ends - time.monotonic()) > 0:
             try:
-                found: Any = await redis.xread({key: cursor}, count=100, block=block)
+                wait = max(1, int(min(block / 1000, left) * 1000))  # ms, to the end
+                found: Any = await redis.xread({key: cursor}, count=100, block=wait)
             except REDIS_DOWN:
                 if time.monotonic() - last_write >= heartbeat:
                     yield comment("waiting for redis")

@@ -35,10 +35,12 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from typing import Any, cast
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
+from redis.exceptions import RedisError
 
 from server.apps.capstone.metrics import Metrics
 from server.apps.capstone.replies import LEASES, Keys, Replies
@@ -149,7 +151,16 @@ class Generator:
                 await self._end(keys, "error", {"message": "The reply was abandoned: its "
                                 "workers kept stopping. Send the message again."})  # fmt: skip
                 return
-            await self._generate(keys, start)
+            deadline = asyncio.timeout(self.settings.max_reply_seconds)
+            try:
+                async with deadline:
+                    await self._generate(keys, start)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                await self._end(keys, "error", {"message": "The reply took longer than "
+                                f"{self.settings.max_reply_seconds:g} s (MAX_REPLY_SECONDS) "
+                                "and was ended; the text above is what came."})  # fmt: skip
         except Stop:
             pass  # stopped by the user (the stream already says so), or adopted elsewhere
         except asyncio.CancelledError:
@@ -159,7 +170,7 @@ class Generator:
                         keys.reply, error)  # fmt: skip
         except Exception as error:  # a bug: still end the reply, with a message
             log.exception("reply %s failed", keys.reply)
-            with contextlib.suppress(*REDIS_DOWN):
+            with contextlib.suppress(RedisError):  # down, or full (maxmemory): logged above
                 message = f"The server failed ({type(error).__name__}). Send it again."
                 await self._end(keys, "error", {"message": message})
         finally:
@@ -187,6 +198,8 @@ class Generator:
 
     async def _generate(self, keys: Keys, start: int) -> None:
         record = await self.replies.record(keys.reply)
+        if "messages" not in record:  # it ended (END drops them) since it was claimed
+            raise Stop(record.get("status", "expired"))
         sent_text = (await self.replies.redis.get(keys.text) or "") if start else ""
         messages = cast("list[ChatCompletionMessageParam]", json.loads(record["messages"]))
         index, skipped, usage, finish = 0, "", None, None
@@ -230,9 +243,10 @@ class Generator:
     async def _append(
         self, keys: Keys, index: int, delta: str, record: dict[str, str], start: int
     ) -> None:
+        write = uuid.uuid4().hex  # the same for every retry of this write
         for _ in range(max(1, int(self.settings.lease_seconds / RECONNECT_EVERY))):
             try:
-                outcome = await self.replies.append(keys.reply, self.me, index, delta)
+                outcome = await self.replies.append(keys.reply, self.me, index, delta, write)
                 break
             except REDIS_DOWN:
                 await asyncio.sleep(RECONNECT_EVERY)

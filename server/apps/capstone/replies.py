@@ -8,7 +8,8 @@ was presumed dead, the user pressed Stop) cannot write one more token.
 Keys, for reply ``R`` of user ``U`` in conversation ``C`` (all expire; see `Keys`):
 
 - ``cap:gen:R``: hash: user, conv, messages (the JSON sent upstream), seed, owner, status
-  (running, done, error, stopped), next (tokens in the stream so far), attempts, created;
+  (running, done, error, stopped), next (tokens in the stream so far), written (the key of
+  the last token written, for a retried write), attempts, created;
 - ``cap:gen:R:text``: the text so far (a takeover checks the model repeats it);
 - ``cap:reply:R``: the stream the browser reads: ``owner``, then one entry per token,
   then exactly one of ``done``, ``error``, ``stopped``;
@@ -17,6 +18,13 @@ Keys, for reply ``R`` of user ``U`` in conversation ``C`` (all expire; see `Keys
 - ``cap:rate:U``: sorted set, U's messages of the last minute -> when each was sent (the rate
   limit: a sliding window, so no burst of twice the limit across a clock minute);
 - ``cap:conv:U:C`` and ``cap:conv:U:C:pending``: the history (`server.apps.capstone.history`).
+
+What one user can store is bounded: ``messages`` (up to ``UPSTREAM_HISTORY`` past messages,
+~0.4 MB at most) and the text so far are needed only while a takeover may happen, so `END`
+deletes them, and only ``MAX_ACTIVE`` replies per user are running at once; what stays for
+``REPLY_TTL`` (the stream, a small record, the history lists, each capped) grows with the
+messages sent, which ``RATE_PER_MINUTE`` bounds. Redis itself has a ``maxmemory`` with
+``noeviction`` (`server.course.capstone`): full, it refuses writes (a 503) and evicts nothing.
 
 In Redis Cluster these keys would need one hash tag per user to share a slot; one Redis (or
 ElastiCache with a replica) is what this is written for.
@@ -104,14 +112,15 @@ return 'ok'
 """
 )
 
-# KEYS: gen, stream, text; ARGV: owner, index, data, delta
+# KEYS: gen, stream, text; ARGV: owner, index, data, delta, write (the write's own key)
 APPEND = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 'lost' end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return status end
+if redis.call('HGET', KEYS[1], 'written') == ARGV[5] then return 'ok' end
 if tonumber(redis.call('HGET', KEYS[1], 'next')) ~= tonumber(ARGV[2]) then return 'out of order' end
 redis.call('XADD', KEYS[2], '*', 'data', ARGV[3])
-redis.call('HSET', KEYS[1], 'next', tonumber(ARGV[2]) + 1)
+redis.call('HSET', KEYS[1], 'next', tonumber(ARGV[2]) + 1, 'written', ARGV[5])
 redis.call('APPEND', KEYS[3], ARGV[4])
 return 'ok'
 """
@@ -133,7 +142,9 @@ redis.call('RPUSH', KEYS[5], cjson.encode({role='assistant', content=text, reply
   status=ARGV[4]}))
 redis.call('LTRIM', KEYS[5], -tonumber(ARGV[6]), -1)
 if redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
-for _, key in ipairs({KEYS[1], KEYS[2], KEYS[7]}) do redis.call('EXPIRE', key, ARGV[7]) end
+redis.call('HDEL', KEYS[1], 'messages')
+redis.call('DEL', KEYS[7])
+for _, key in ipairs({KEYS[1], KEYS[2]}) do redis.call('EXPIRE', key, ARGV[7]) end
 return 'ok'
 """
 
@@ -227,13 +238,18 @@ class Replies:
             )
         )
 
-    async def append(self, reply: str, owner: str, index: int, delta: str) -> str:
-        """Add token `index` to the stream: ``"ok"``, or why not (``"lost"``, ``"stopped"``)."""
+    async def append(self, reply: str, owner: str, index: int, delta: str, write: str) -> str:
+        """Add token `index` to the stream: ``"ok"``, or why not (``"lost"``, ``"stopped"``).
+
+        `write` is this write's idempotency key, the same for each retry of it: a retry whose
+        first attempt landed but whose answer was lost (Redis cut the connection after
+        running the script) is ``"ok"`` again, not ``"out of order"``, which would stop this
+        generation and make another worker adopt the reply and ask the model for it again."""
         data = json.dumps({"delta": delta, "i": index}, ensure_ascii=False)
         return str(
             await self._append(
                 keys=[f"cap:gen:{reply}", f"cap:reply:{reply}", f"cap:gen:{reply}:text"],
-                args=[owner, index, data, delta],
+                args=[owner, index, data, delta, write],
             )
         )
 

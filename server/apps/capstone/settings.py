@@ -31,6 +31,14 @@ variable                    default    meaning
                                        stream while it waits, plus a few (redis-py's default,
                                        100, refuses the 101st stream)
 ``RETRY_MS``                1000       the ``retry:`` sent with each stream's first event
+``MAX_STREAM_SECONDS``      300        a reply stream ends after this long, cleanly, and the
+                                       client resumes from its last id: behind a proxy that
+                                       never says the tab closed (jupyter-server-proxy), a
+                                       stream nobody reads is held this long at most
+``MAX_REPLY_SECONDS``       600        a generation that runs longer ends with an error event
+                                       (the upstream's cost, whether anyone reads or not)
+``SESSION_MAX_AGE``         2592000    seconds a session cookie is accepted after it was made
+                                       (30 days; the server checks, not only the browser)
 ==========================  =========  ====================================================
 
 The upstream model (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``OPENAI_MODEL``,
@@ -69,6 +77,9 @@ class Settings:
     send_timeout: float = 10.0
     retry_ms: int = 1000
     redis_connections: int = 10_000
+    max_stream_seconds: float = 300.0
+    max_reply_seconds: float = 600.0
+    session_max_age: int = 30 * 24 * 3600
 
     @property
     def secret_is_random(self) -> bool:

@@ -16,10 +16,12 @@ from mcp import Client
 
 from server.apps.mcp_server import LIFTOFF, RETRY_MS
 from server.course.launcher import start_app
+from server.course.mcp_checks import test_call_to_the_end as check_call_to_the_end
 from server.course.mcp_checks import test_progress_values as check_progress_values
 from server.course.mcp_wire import (
     Request,
     call,
+    call_to_the_end,
     open_session,
     post,
     progress_values,
@@ -208,3 +210,20 @@ def test_the_exercise_check_passes_the_reference_and_fails_json_on_every_event(
     asyncio.run(check_progress_values(progress_values, mcp_url))
     with pytest.raises(json.JSONDecodeError):  # the priming event's empty data
         asyncio.run(check_progress_values(every_event_is_json, mcp_url))
+
+
+def test_the_resume_check_passes_the_reference_and_fails_a_resume_without_the_wait(
+    mcp_url: str,
+) -> None:
+    async def no_wait(
+        client: httpx2.AsyncClient, url: str, session: dict[str, str], request: Request
+    ) -> list[Any]:
+        answer = await post(client, url, request)
+        if any("result" in m for m in answer.messages):
+            return answer.messages
+        rest = await resume(client, url, session, answer.last_event_id)
+        return answer.messages + rest.messages
+
+    asyncio.run(check_call_to_the_end(call_to_the_end, mcp_url, RETRY_MS))
+    with pytest.raises(AssertionError, match="retry"):
+        asyncio.run(check_call_to_the_end(no_wait, mcp_url, RETRY_MS))

@@ -20,6 +20,7 @@ event stream is decoded with `server.sse.Decoder` (lesson 03), whose `last_event
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "Answer",
     "Request",
     "call",
+    "call_to_the_end",
     "open_session",
     "post",
     "progress_values",
@@ -165,6 +167,27 @@ def session_call(
         params["_meta"] = {"progressToken": progress_token}
     body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
     return Request(body, dict(session))
+
+
+async def call_to_the_end(
+    client: httpx2.AsyncClient, url: str, session: dict[str, str], request: Request
+) -> list[Any]:
+    """POST a session-era call and resume it until its result: every message, in order.
+
+    Lesson 12's second exercise. While an answer ends without the call's result, wait the
+    ``retry`` the stream asked for (1 s if none: the SDK's default) and send ``GET`` with the
+    last event id; a stream that gave no id cannot be resumed, which is an error."""
+    answer = await post(client, url, request)
+    messages, last_id, retry = answer.messages, answer.last_event_id, answer.retry
+    while not any(m.get("id") == request.body["id"] for m in messages):
+        if not last_id:
+            raise RuntimeError("the answer ended without the result and gave no id to resume")
+        await asyncio.sleep((1000 if retry is None else retry) / 1000)
+        answer = await resume(client, url, session, last_id)
+        messages = messages + answer.messages
+        last_id = answer.last_event_id or last_id
+        retry = answer.retry if answer.retry is not None else retry
+    return messages
 
 
 def progress_values(body: bytes) -> list[float]:

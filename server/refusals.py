@@ -14,9 +14,10 @@ JSON object the client can show and branch on:
     }))
 
 An endpoint that decides a refusal itself (a query parameter it parses) raises `Refused` with
-the status. An error that carries its own `status` (`server.json_body.BadBody`: 400, 413 or
-415) keeps it. Raised before the response starts, as every check is, it becomes the answer;
-nothing is ever a 500 for a request that was merely wrong.
+the status. An error may carry its own `status` (`server.json_body.BadBody`: 400, 413 or 415)
+and `headers` (a `Retry-After` it computed): they win over the mapping. Raised before the
+response starts, as every check is, it becomes the answer; nothing is ever a 500 for a request
+that was merely wrong.
 """
 
 from __future__ import annotations
@@ -63,13 +64,19 @@ def refusal_response(refusal: Refusal, detail: str) -> JSONResponse:
 
 def refusal_handlers(domain: Mapping[type[Exception], Refusal]) -> dict[type[Exception], Handler]:
     """Starlette `exception_handlers`: `Refused` as it says, each error in `domain` as mapped
-    (its message the detail; an own integer `status` attribute wins over the mapped one)."""
+    (its message the detail; its own `status` and `headers` attributes win, see above)."""
 
     def answer(refusal: Refusal) -> Handler:
         async def handle(request: Request, error: Exception) -> Response:
             status = getattr(error, "status", None)
-            if isinstance(status, int) and status != refusal.status:
-                return refusal_response(Refusal(status, refusal.error, refusal.headers), str(error))
+            headers = getattr(error, "headers", None)
+            if isinstance(status, int) or isinstance(headers, Mapping):
+                own = Refusal(
+                    status if isinstance(status, int) else refusal.status,
+                    refusal.error,
+                    {**refusal.headers, **(headers if isinstance(headers, Mapping) else {})},
+                )
+                return refusal_response(own, str(error))
             return refusal_response(refusal, str(error))
 
         return handle

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -21,7 +22,7 @@ import pytest
 import redis as redis_sync
 
 from server.course.cluster import shutdown_redis
-from server.course.launcher import Server, start_app, start_redis
+from server.course.launcher import LauncherError, Server, start_app, start_redis
 from server.fanout import HISTORY_MAX, StreamsBroker
 from server.fanout.streams import PAGE
 
@@ -112,3 +113,9 @@ def test_a_crash_after_a_restored_dump_does_not_restore_it_again() -> None:
             assert client.get("kept") is None, "the old dump was loaded again after a crash"
         finally:
             client.close()
+
+
+def test_the_contenders_refuse_a_zero_heartbeat(serve: Callable[..., Server]) -> None:
+    """The benches' rival rooms read HEARTBEAT with a bare float(), as the apps once did."""
+    with pytest.raises(LauncherError, match="HEARTBEAT must be a number from"):
+        serve("server.apps.broadcast_contenders:app", env={"HEARTBEAT": "0"})

@@ -19,8 +19,9 @@ Behaviour at the edges, each one a decision:
 
 - A malformed `Last-Event-ID` is a 400 with the reason (checked before the stream starts,
   while a status can still be sent). One older than the history kept gets `event: reset`.
-- A publish while Redis is unreachable is a 503 with `Retry-After` and a message saying
-  nothing was stored. An `Idempotency-Key` header makes retrying safe (streams broker).
+- A publish while Redis is unreachable, or hung (each command is bounded), is a 503 with
+  `Retry-After` and a message saying nothing was stored. An `Idempotency-Key` header
+  (`server.idempotency`) makes retrying safe (streams broker).
 - Open streams wait through a Redis outage with heartbeats only. The stream's promise,
   every event after your last id in order, still holds once Redis is back, so there is
   nothing for a client to do; an error event would make every client handle it, and closing
@@ -30,144 +31,47 @@ Behaviour at the edges, each one a decision:
   nothing for `SEND_TIMEOUT` seconds is dropped by `server.send_deadline`. Either way its
   memory is freed and the other listeners never wait for it.
 
-Settings, from the environment: `BROKER`, `REDIS_URL`, `WORKER_NAME` (default: the pid),
-`QUEUE_SIZE` (1000), `STREAM_MAXLEN` (10000), `HEARTBEAT` (15 s), `SEND_TIMEOUT` (5 s),
-`RETRY_MS` (1000: the `retry` sent with each stream's first event).
+Every refusal is a JSON `{"detail", "error"}` saying what is wrong and how to fix it
+(`server.refusals`: the domain raises, `REFUSALS` maps each error to its status once).
+
+The stream, the settings and the broker's lifespan are the room's, shared with lesson 10's
+chat (`server.fanout.serving`); per-app state is the lifespan's state dict. Settings, from the
+environment: `BROKER`, `REDIS_URL`, `WORKER_NAME` (default: the pid), `QUEUE_SIZE` (1000),
+`STREAM_MAXLEN` (10000), `HEARTBEAT` (15 s), `SEND_TIMEOUT` (5 s), `RETRY_MS` (1000: the `retry`
+sent with each stream's first event).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
 
-from server.event_ids import parse_stream_id
-from server.fanout import (
-    DEFAULT_MAXLEN,
-    DEFAULT_QUEUE_SIZE,
-    Broker,
-    BrokerUnavailable,
-    Dropped,
-    Feed,
-    open_broker,
-)
+from server.fanout import Broker, BrokerUnavailable
+from server.fanout.serving import RoomSettings, room_events, room_lifespan, worker_header
+from server.idempotency import BadIdempotencyKey, idempotency_key
 from server.json_body import BadBody, parse_json, read_body
-from server.query_params import whole_number
-from server.send_deadline import SendDeadline
-from server.settings import number
-from server.sse import Event, comment, encode
-from server.sse_response import sse_response
-from server.stream_slots import released_after
+from server.refusals import Refusal, refusal_handlers
 from server.stream_stats import StreamStats
 
 MAX_MESSAGE = 65_536  # bytes of JSON a publish may carry (a long pasted text, say)
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 STATS = StreamStats()  # "events": active, finished, cancelled, failed, dropped, stalled
-
-
-@dataclass(frozen=True)
-class Settings:
-    broker: str = "memory"
-    redis_url: str = "redis://127.0.0.1:6379"
-    worker: str = ""  # from_env: the pid
-    queue_size: int = DEFAULT_QUEUE_SIZE
-    maxlen: int = DEFAULT_MAXLEN
-    heartbeat: float = 15.0
-    send_timeout: float = 5.0
-    retry_ms: int = 1000
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        return cls(
-            broker=env.get("BROKER", cls.broker),
-            redis_url=env.get("REDIS_URL", cls.redis_url),
-            worker=env.get("WORKER_NAME", str(os.getpid())),
-            queue_size=number(env, "QUEUE_SIZE", cls.queue_size, low=1),
-            maxlen=number(env, "STREAM_MAXLEN", cls.maxlen, low=1),
-            heartbeat=number(env, "HEARTBEAT", cls.heartbeat, low=0.05, high=3600),
-            send_timeout=number(env, "SEND_TIMEOUT", cls.send_timeout, low=0.1, high=3600),
-            retry_ms=number(env, "RETRY_MS", cls.retry_ms, low=0, high=600_000),
-        )
-
-
-class BadRequest(Exception):
-    """A parameter, header or body the app refuses, with the reason (a 400, or 413)."""
-
-    def __init__(self, detail: str, status: int = 400) -> None:
-        super().__init__(detail)
-        self.status = status
-
-
-def _error(detail: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-
-def _worker_header(request: Request) -> dict[str, str]:
-    return {"X-Worker": request.app.state.settings.worker}
-
-
-# --- the stream ----------------------------------------------------------------------------
-
-
-async def events(request: Request) -> Response | ASGIApp:
-    """The room as an event stream, from a `Last-Event-ID` or `?history=K` on (streams)."""
-    settings: Settings = request.app.state.settings
-    broker: Broker = request.state.broker
-    try:
-        limit = whole_number(request.query_params, "limit")
-        history = whole_number(request.query_params, "history") or 0
-        # Only a streams broker sends ids, so only its clients can send one back.
-        header = request.headers.get("last-event-id") if broker.keeps_history else None
-        feed = broker.subscribe(parse_stream_id(header), history)
-    except (BadRequest, ValueError) as error:  # ValueError: the id, or history without one
-        status = error.status if isinstance(error, BadRequest) else 400
-        return _error(str(error), status, _worker_header(request))
-    feed.open()  # join the hub now, before the 200 goes out: nothing published after is missed
-
-    def stalled() -> None:
-        feed.close()
-        STATS.add("events", "stalled")
-
-    body = _stream(feed, broker, settings, limit)
-    response = sse_response(body, headers=_worker_header(request))
-    # Left however the response ends, even if its body never starts (the client left first).
-    return released_after(SendDeadline(response, settings.send_timeout, stalled), feed.close)
-
-
-async def _stream(
-    feed: Feed, broker: Broker, settings: Settings, limit: int | None
-) -> AsyncIterator[bytes]:
-    sent = 0
-    with STATS.track("events"):
-        while limit is None or sent < limit:
-            try:
-                message = await feed.next(settings.heartbeat)
-            except Dropped:
-                STATS.add("events", "dropped")
-                return
-            if message is None:
-                yield comment("ping" if broker.healthy else "waiting for redis")
-                continue
-            if sent == 0:  # the first event also tells the client how soon to reconnect
-                first = Event(message.data, message.event, message.id, settings.retry_ms)
-                yield encode(first)
-            else:
-                yield message.sse
-            sent += 1
+Settings = RoomSettings  # this app's settings are the room's, nothing more
+REFUSALS = {
+    BadBody: Refusal(400, "bad_body"),  # or its own 413
+    BadIdempotencyKey: Refusal(400, "bad_request"),
+    BrokerUnavailable: Refusal(503, "unavailable", {"Retry-After": "1"}),
+}
 
 
 # --- publishing ----------------------------------------------------------------------------
@@ -176,22 +80,15 @@ async def _stream(
 async def publish(request: Request) -> Response:
     """Publish one JSON object to the room: 201 with its id (streams) and the worker."""
     broker: Broker = request.state.broker
-    headers = _worker_header(request)
-    try:
-        data = _message(await read_body(request, MAX_MESSAGE))
-        key = request.headers.get("idempotency-key")
-        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-            raise BadRequest("Idempotency-Key must be 1-64 letters, digits or ._:-")
-    except (BadRequest, BadBody) as error:
-        return _error(str(error), error.status, headers)
+    data = _message(await read_body(request, MAX_MESSAGE))
+    key = idempotency_key(request.headers)
     try:
         message_id = await broker.publish(data, key=key)
-    except BrokerUnavailable as error:
+    except BrokerUnavailable:
         STATS.add("publish", "refused")
-        detail = f"{error}: the message was NOT stored. Retry later (same Idempotency-Key)."
-        return _error(detail, 503, {**headers, "Retry-After": "1"})
+        raise
     STATS.add("publish", "accepted")
-    return JSONResponse({"id": message_id, "worker": headers["X-Worker"]}, 201, headers)
+    return JSONResponse({"id": message_id, "worker": request.state.settings.worker}, 201)
 
 
 def _message(body: bytes) -> str:
@@ -200,11 +97,11 @@ def _message(body: bytes) -> str:
     try:
         value = parse_json(body)
     except BadBody as error:
-        raise BadRequest(
-            f'{error}; the body must be a JSON object, e.g. {{"text": "hi"}}'
+        raise BadBody(
+            400, f'{error}; the body must be a JSON object, e.g. {{"text": "hi"}}'
         ) from None
     if not isinstance(value, dict):
-        raise BadRequest(f"the body must be a JSON object, got {type(value).__name__}")
+        raise BadBody(400, f"the body must be a JSON object, got {type(value).__name__}")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -212,24 +109,27 @@ def _message(body: bytes) -> str:
 
 
 async def status(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
     broker: Broker = request.state.broker
-    body = {"worker": settings.worker, "broker": broker.kind, "healthy": broker.healthy}
-    return JSONResponse(body, headers=_worker_header(request))
+    body = {
+        "worker": request.state.settings.worker,
+        "broker": broker.kind,
+        "healthy": broker.healthy,
+    }
+    return JSONResponse(body)
 
 
 async def stats(request: Request) -> Response:
     """Counters, and what this worker costs: CPU seconds so far, and memory now."""
     broker: Broker = request.state.broker
     body = {
-        "worker": request.app.state.settings.worker,
+        "worker": request.state.settings.worker,
         "hub": asdict(broker.hub.stats()),
         "queue_size": broker.hub.queue_size,
         "cpu_seconds": time.process_time(),
         "rss_kib": _resident_kib(),
         **STATS.snapshot(),
     }
-    return JSONResponse(body, headers=_worker_header(request))
+    return JSONResponse(body)
 
 
 def _resident_kib() -> int:
@@ -245,30 +145,19 @@ def _resident_kib() -> int:
 
 routes = [
     Route("/", status),
-    Route("/events", events),
+    Route("/events", room_events(STATS)),
     Route("/publish", publish, methods=["POST"]),
     Route("/stats", stats),
 ]
 
 
-def create_app(settings: Settings) -> Starlette:
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        broker = open_broker(
-            settings.broker,
-            settings.redis_url,
-            queue_size=settings.queue_size,
-            maxlen=settings.maxlen,
-        )
-        await broker.start()
-        try:
-            yield {"broker": broker}
-        finally:
-            await broker.stop()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.settings = settings
-    return app
+def create_app(settings: RoomSettings) -> Starlette:
+    return Starlette(
+        routes=routes,
+        lifespan=room_lifespan(settings),
+        exception_handlers=refusal_handlers(REFUSALS),
+        middleware=[Middleware(worker_header, worker=settings.worker)],
+    )
 
 
-app = create_app(Settings.from_env())
+app = create_app(RoomSettings.from_env())

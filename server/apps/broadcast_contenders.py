@@ -39,9 +39,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from server.settings import number
+
 CONTENDERS = ("starlette", "sse-starlette", "fastapi")
 # Seconds of silence before a `: ping`: 15, as FastAPI's (fixed) and sse-starlette's defaults.
-HEARTBEAT = float(os.environ.get("HEARTBEAT", "15"))
+HEARTBEAT = number(os.environ, "HEARTBEAT", 15.0, low=0.05, high=3600)
 
 
 class Room:

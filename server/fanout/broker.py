@@ -47,6 +47,14 @@ class BrokerUnavailable(Exception):
     """The broker cannot take or give messages now (Redis is unreachable). Try again later."""
 
 
+def unavailable(error: Exception) -> str:
+    """What a refused publish says: what happened, that nothing was stored, what to do."""
+    return (
+        f"Redis is unreachable ({type(error).__name__}: {error}): the message was NOT stored. "
+        "Retry later (with the same Idempotency-Key)."
+    )
+
+
 class Feed(Protocol):
     """One client's messages, in order: `async with broker.subscribe(...) as feed`."""
 

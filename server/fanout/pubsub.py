@@ -25,6 +25,7 @@ from server.fanout.broker import (
     LiveFeed,
     RedisFollower,
     log,
+    unavailable,
 )
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message
 
@@ -52,7 +53,7 @@ class PubSubBroker(RedisFollower):
         try:
             await self.redis.publish(self.channel, data)
         except REDIS_DOWN as error:
-            raise BrokerUnavailable(f"Redis is unreachable ({error})") from error
+            raise BrokerUnavailable(unavailable(error)) from error
         return None
 
     def subscribe(self, after: StreamId | None = None, history: int = 0) -> LiveFeed:

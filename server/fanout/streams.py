@@ -51,6 +51,7 @@ from server.fanout.broker import (
     RedisFollower,
     log,
     message_of,
+    unavailable,
 )
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message, Subscription
 
@@ -120,7 +121,7 @@ class StreamsBroker(RedisFollower):
             )
         except REDIS_DOWN as error:
             self._healthy = False
-            raise BrokerUnavailable(f"Redis is unreachable ({error})") from error
+            raise BrokerUnavailable(unavailable(error)) from error
 
     def subscribe(self, after: StreamId | None = None, history: int = 0) -> StreamFeed:
         """A feed from just after `after` (a client's Last-Event-ID), or, for a new client,

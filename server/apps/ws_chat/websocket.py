@@ -12,7 +12,7 @@ from contextlib import suppress
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.apps.ws_chat.room import STATS, Room, Settings, user_message
+from server.apps.ws_chat.room import STATS, Room, Settings, TooManyMessages, user_message
 from server.event_ids import parse_stream_id
 from server.fanout import BrokerUnavailable, Dropped, Feed, Message
 from server.query_params import whole_number
@@ -22,13 +22,17 @@ TRY_AGAIN_LATER = 1013  # WebSocket close code: dropped for falling a whole queu
 
 
 def websocket_text(message: Message) -> str:
-    """A room message as one WebSocket text frame: its JSON, with its id (and event) inside."""
-    extra = "".join(
-        f"{json.dumps(name)}:{json.dumps(value)},"
+    """A room message as one WebSocket text frame: its JSON, with its id (and event) inside,
+    spliced in as text (the object is not parsed again): `{"id":"1-0","type":...}`."""
+    extra = ",".join(
+        f"{json.dumps(name)}:{json.dumps(value)}"
         for name, value in (("id", message.id), ("event", message.event))
         if value is not None
     )
-    return "{" + extra + message.data[1:] if extra else message.data
+    if not extra:
+        return message.data
+    rest = message.data[1:].lstrip()  # after the object's "{"
+    return "{" + extra + ("" if rest.startswith("}") else ",") + rest
 
 
 def close_reason(error: Exception) -> str:
@@ -84,7 +88,9 @@ async def _send(websocket: WebSocket, feed: Feed, limit: int | None, settings: S
 
 
 async def _receive(websocket: WebSocket, room: Room) -> None:
-    """Each text frame is a user message; a bad one, or a binary frame, closes with 1008."""
+    """Each text frame is a user message; a bad one, a binary frame, or one over the client's
+    rate closes with 1008 and the reason."""
+    client = websocket.client.host if websocket.client else ""
     with suppress(WebSocketDisconnect):
         while True:
             frame = await websocket.receive()
@@ -94,7 +100,7 @@ async def _receive(websocket: WebSocket, room: Room) -> None:
                 raw = frame.get("text")
                 if raw is None:
                     raise ValueError("this chat takes text frames (JSON), not binary ones")
-                await room.post(*user_message(raw))
-            except (ValueError, BrokerUnavailable) as error:
+                await room.post(*user_message(raw), client)
+            except (ValueError, TooManyMessages, BrokerUnavailable) as error:
                 await websocket.close(POLICY, close_reason(error))
                 return

@@ -1,0 +1,334 @@
+"""MCP's three HTTP shapes on lesson 09's cluster (nginx, two workers, Redis), counted.
+
+Lesson 12 claims that each revision of MCP's HTTP transport changed what a deployment with
+several workers can do. This runs the same tool call (`count`: `steps` progress notifications,
+then a result) many times through nginx in front of two uvicorn workers, and counts outcomes:
+
+1. 2024-11-05 "HTTP with SSE" (`server.apps.mcp_legacy`, historical), round robin: the GET
+   stream and the POSTs of one call land on different workers, and a POST that finds no
+   session is a 404. (It runs with the course's own client: the SDK's `sse_client` logs that
+   404 and leaves the call waiting until its read timeout.)
+2. The session era (2025-03-26 to 2025-11-25; the SDK's client with `mode="legacy"` speaks
+   2025-11-25) against `server.apps.mcp_cluster`: plain round robin loses sessions the same
+   way; nginx routing on `Mcp-Session-Id` (`ROUTE_ON_SESSION`) works; then worker A is
+   SIGKILLed mid-call and the calls it held fail: the session was in its memory.
+3. Sessionless (2026-07-28, `mode="2026-07-28"`), plain round robin, the same kill. The
+   2026-07-28 changelog: "A broken response stream loses the in-flight request; clients MUST
+   re-issue it as a new request with a new request ID." The client here re-issues `count` when
+   the SDK reports the stream closed without an answer (code CONNECTION_CLOSED), at most
+   `MAX_ATTEMPTS` times, and nothing else; the job's step lives in Redis under a handle from
+   `new_job`, so the re-issued call goes on from there on the other worker.
+
+The kill is deterministic: worker A is killed by pid once every call has received its first
+progress notification, while each still has most of its steps to go. Nothing here is timed;
+`bench/bench_mcp_workers.py` runs it with more calls and writes the counts as JSON.
+
+    tallies = await scaling_run(calls=8)
+    print(scaling_table(tallies))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, TextContent
+
+from server.clients.measure import format_table
+from server.clients.sse_client import connect_sse
+from server.course.cluster import start_workers, upstreams
+from server.course.launcher import SSE_PROXY, Server, start_nginx, start_redis
+
+LEGACY_APP = "server.apps.mcp_legacy:app"
+CLUSTER_APP = "server.apps.mcp_cluster:app"
+SESSION_ERA = "legacy"  # the SDK's mode name for the initialize handshake (2025-11-25)
+SESSIONLESS = "2026-07-28"
+MAX_ATTEMPTS = 3  # one call and at most two re-issues
+CALL_DEADLINE = 60.0  # seconds one call may take, re-issues included (a loaded machine is slow)
+
+
+def route_on_session(workers: dict[str, Server]) -> tuple[str, str]:
+    """nginx `http` and `server` directives that send `/mcp` to the worker named in the session id.
+
+    `server.apps.mcp_cluster` mints ids like `A.3f2c...`. A request without one (`initialize`,
+    or any sessionless POST) goes to the round-robin upstream `app`. Why not
+    `hash $http_mcp_session_id`: the hash picks a worker from the id alone, which need not be
+    the worker that minted it during `initialize` (sent before there was any id).
+    """
+    names = "\n".join(f'    "~^{name}\\." mcp_{name};' for name in workers)
+    blocks = "\n".join(
+        f"upstream mcp_{name} {{ server {upstreams([server])[0]}; keepalive 8; }}"
+        for name, server in workers.items()
+    )
+    http = f"map $http_mcp_session_id $mcp_upstream {{\n{names}\n    default app;\n}}\n{blocks}"
+    location = "\n".join(
+        [
+            "location /mcp {",
+            "proxy_pass http://$mcp_upstream;",
+            "proxy_set_header Host $host;",
+            SSE_PROXY,
+            "}",
+        ]
+    )
+    return http, location
+
+
+@dataclass
+class Call:
+    """One tool call as its client saw it."""
+
+    progress: list[float] = field(default_factory=list)
+    worker: str | None = None  # the worker that sent the first progress notification
+    attempts: int = 0
+    result: str | None = None
+    problem: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.result is not None
+
+    @property
+    def in_order(self) -> bool:
+        """Progress only went up (a re-issued call may skip a step, never repeat one)."""
+        return all(a < b for a, b in zip(self.progress, self.progress[1:], strict=False))
+
+
+@dataclass
+class Tally:
+    """The calls of one row of the table: a shape, how nginx balanced it, what was killed."""
+
+    shape: str
+    balancing: str
+    killed: str
+    calls: list[Call]
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "shape": self.shape,
+            "nginx": self.balancing,
+            "SIGKILL": self.killed,
+            "calls": len(self.calls),
+            "completed": sum(c.completed for c in self.calls),
+            "failed": sum(not c.completed for c in self.calls),
+            "re-issued": sum(c.attempts - 1 for c in self.calls if c.attempts > 1),
+        }
+
+    def problems(self) -> list[str]:
+        """The distinct reasons calls failed, for a claim's evidence."""
+        return sorted({c.problem for c in self.calls if c.problem})
+
+
+def scaling_table(tallies: list[Tally]) -> str:
+    return format_table([t.row() for t in tallies])
+
+
+async def historical_call(client: httpx2.AsyncClient, url: str, steps: int) -> Call:
+    """One 2024-11-05 call: GET /sse, POST initialize, initialized and tools/call, read answers."""
+    call = Call(attempts=1)
+    messages: list[dict[str, Any]] = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "count",
+                "arguments": {"steps": steps},
+                "_meta": {"progressToken": 1},
+            },
+        },
+    ]
+    async with connect_sse(client, "GET", f"{url}/sse") as stream:
+        events = aiter(stream)
+        endpoint = (await anext(events)).data
+        for message in messages:
+            answer = await client.post(f"{url}{endpoint}", json=message)
+            if answer.status_code != 202:
+                call.problem = f"{answer.status_code} for {message['method']}: {answer.text[:60]}"
+                return call
+        async for event in events:
+            reply = json.loads(event.data)
+            if reply.get("method") == "notifications/progress":
+                call.progress.append(reply["params"]["progress"])
+            elif reply.get("id") == 2:
+                call.result = reply["result"]["content"][0]["text"]
+                return call
+    call.problem = "the stream ended before the answer"
+    return call
+
+
+async def sdk_call(url: str, mode: str, steps: int, run: RunSignals) -> Call:
+    """One `count` call with the official client; re-issued after a cut stream when sessionless."""
+    call = Call()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        call.progress.append(progress)
+        if call.worker is None:
+            call.worker = (message or "").removeprefix("worker ")
+            run.first_progress()
+
+    try:
+        with anyio.fail_after(CALL_DEADLINE):
+            async with Client(f"{url}/mcp", mode=mode) as client:
+                job = _text(await client.call_tool("new_job", {}))
+                await run.jobs.wait()
+                arguments = {"job": job, "steps": steps}
+                while call.result is None:
+                    call.attempts += 1
+                    try:
+                        result = await client.call_tool(
+                            "count", arguments, progress_callback=on_progress
+                        )
+                    except MCPError as error:
+                        cut = error.error.code == CONNECTION_CLOSED
+                        if not (cut and mode == SESSIONLESS and call.attempts < MAX_ATTEMPTS):
+                            raise
+                    else:
+                        if result.is_error:
+                            raise RuntimeError(_text(result))
+                        call.result = _text(result)
+    except Exception as error:  # the outcome to count, whatever it was
+        call.problem = _reason(error)
+        await run.jobs.abort()  # the others are not to wait for this one's job
+    return call
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost error, named (the SDK's task groups wrap it in ExceptionGroups)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"[:120]
+
+
+def _text(result: Any) -> str:
+    content = result.content[0]
+    return content.text if isinstance(content, TextContent) else repr(content)
+
+
+class RunSignals:
+    """What the calls of one row share: all wait for every job handle before counting (so the
+    counts start on the same round-robin turn each run), and each says when its first progress
+    notification arrives."""
+
+    def __init__(self, calls: int) -> None:
+        self.jobs = asyncio.Barrier(calls)
+        self.everyone_started = asyncio.Event()
+        self._waiting = calls
+
+    def first_progress(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.everyone_started.set()
+
+
+async def run_calls(
+    calls: int, one: Callable[[RunSignals], Awaitable[Call]], kill: Server | None = None
+) -> list[Call]:
+    """`calls` calls at once; with `kill`, SIGKILL it once every call has had its first progress."""
+    run = RunSignals(calls)
+    tasks = [asyncio.ensure_future(one(run)) for _ in range(calls)]
+    if kill is not None:
+        try:
+            await asyncio.wait_for(run.everyone_started.wait(), CALL_DEADLINE)
+        except TimeoutError:
+            calls_seen = await asyncio.gather(*tasks)  # each ends by its own deadline
+            reasons = sorted({c.problem or "no progress" for c in calls_seen})
+            problem = f"not every call reported progress, nothing killed: {reasons}"
+            raise RuntimeError(problem) from None
+        await asyncio.to_thread(kill.kill)
+    return list(await asyncio.gather(*tasks))
+
+
+# nginx passes a POST on to the other worker only if it could not send it to the first
+# (`non_idempotent`: by default never, once the request has gone out on a kept-alive connection
+# to a worker that has just died, which then is a 502). `count` may run twice: its job handle
+# makes that harmless, as a re-issue by the client must be anyway.
+RETRY_POSTS = SSE_PROXY + "\nproxy_next_upstream error timeout non_idempotent;"
+
+
+@contextmanager
+def mcp_clusters(step_seconds: float) -> Iterator[tuple[dict[str, Server], dict[str, Server]]]:
+    """Redis, two workers of each app, and the nginx each row needs; all stopped at the end.
+
+    Yields (workers, proxies): the MCP workers "A" and "B", and the proxies "legacy" (round
+    robin over two `mcp_legacy` workers), "round robin" and "routed" (both in front of A and B).
+    """
+    env = {"MCP_STEP_SECONDS": str(step_seconds)}
+    with ExitStack() as servers:
+        redis = servers.enter_context(start_redis())
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            legacy_start = pool.submit(start_workers, LEGACY_APP, "AB", env=env)
+            mcp_start = pool.submit(
+                start_workers, CLUSTER_APP, "AB", env={**env, "REDIS_URL": redis.url}
+            )
+            legacy, workers = legacy_start.result(), mcp_start.result()
+        for server in [*legacy.values(), *workers.values()]:
+            servers.enter_context(server)
+        http, location = route_on_session(workers)
+        proxies = {
+            "legacy": start_nginx(upstreams(legacy)),
+            "round robin": start_nginx(upstreams(workers), location=RETRY_POSTS),
+            "routed": start_nginx(upstreams(workers), http=http, server=location),
+        }
+        for server in proxies.values():
+            servers.enter_context(server)
+        yield workers, proxies
+
+
+@contextmanager
+def quiet_sdk() -> Iterator[None]:
+    """Keep the SDK's warnings about dead sessions ("Session termination failed: 502") out of
+    the output: the table counts them."""
+    logger = logging.getLogger("mcp")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def scaling_run(
+    calls: int = 8, steps: int = 10, step_seconds: float = 0.1, together: int | None = None
+) -> list[Tally]:
+    """The five rows of lesson 12's table, `calls` calls each (`calls` even).
+
+    The first two rows run `together` calls at a time (by default one: round robin then
+    alternates strictly, so every call meets it the same way); the three others all `calls` at
+    once, since the kill must find them in flight."""
+    batch = together or 1
+    with mcp_clusters(step_seconds) as (workers, proxies), quiet_sdk():
+
+        async def historical(run: RunSignals) -> Call:
+            async with httpx2.AsyncClient(timeout=CALL_DEADLINE) as client:
+                return await historical_call(client, proxies["legacy"].url, steps)
+
+        def sdk(proxy: str, mode: str) -> Callable[[RunSignals], Awaitable[Call]]:
+            url = proxies[proxy].url
+            return lambda run: sdk_call(url, mode, steps, run)
+
+        old = [c for _ in range(calls // batch) for c in await run_calls(batch, historical)]
+        rr = sdk("round robin", SESSION_ERA)
+        rr_sessions = [c for _ in range(calls // batch) for c in await run_calls(batch, rr)]
+        routed = await run_calls(calls, sdk("routed", SESSION_ERA))
+        routed_kill = await run_calls(calls, sdk("routed", SESSION_ERA), kill=workers["A"])
+        await asyncio.to_thread(workers["A"].restart)
+        sessionless = await run_calls(calls, sdk("round robin", SESSIONLESS), kill=workers["A"])
+    return [
+        Tally("2024-11-05 HTTP+SSE", "round robin", "", old),
+        Tally("2025-11-25 sessions", "round robin", "", rr_sessions),
+        Tally("2025-11-25 sessions", "on session id", "", routed),
+        Tally("2025-11-25 sessions", "on session id", "A mid-call", routed_kill),
+        Tally("2026-07-28 sessionless", "round robin", "A mid-call", sessionless),
+    ]

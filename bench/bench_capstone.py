@@ -40,8 +40,8 @@ import redis.asyncio as aioredis
 from server.apps.fake_openai.model import reply_for
 from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
 from server.clients.open_files import raise_open_files_limit
+from server.clients.sse_client import NotAnEventStream, connect_sse
 from server.course.capstone import Capstone, ClientLimits, start_capstone
-from server.sse import Decoder
 
 TERMINAL = ("done", "error", "stopped")
 DEADLINE = 120.0  # seconds one reply may take, reconnections included
@@ -96,22 +96,20 @@ async def read_reply(
             raise TimeoutError(f"no last event within {DEADLINE:g} s")
         headers = {"Last-Event-ID": last_id} if last_id else {}
         try:
-            async with client.stream("GET", path, headers=headers) as response:
-                if response.status_code >= 500:
-                    raise httpx2.TransportError(f"{response.status_code}")
-                response.raise_for_status()
-                decoder = Decoder()
-                async for chunk in response.aiter_bytes():
-                    for event in decoder.feed(chunk):
-                        last_id = event.id or last_id
-                        if event.event == "message":
-                            data = json.loads(event.data)
-                            if reply.ttft is None:
-                                reply.ttft = time.monotonic() - sent
-                            pieces.append((data["i"], data["delta"]))
-                        elif event.event in TERMINAL:
-                            ended = event.event
-                            said = json.loads(event.data).get("message", "")
+            async with connect_sse(client, "GET", path, headers=headers) as events:
+                async for event in events:
+                    last_id = event.id or last_id
+                    if event.event == "message":
+                        data = json.loads(event.data)
+                        if reply.ttft is None:
+                            reply.ttft = time.monotonic() - sent
+                        pieces.append((data["i"], data["delta"]))
+                    elif event.event in TERMINAL:
+                        ended = event.event
+                        said = json.loads(event.data).get("message", "")
+        except NotAnEventStream as refused:
+            if refused.response.status_code < 500:  # nginx found no live worker: try again
+                raise
         except httpx2.TransportError:
             pass
         if ended is None:

@@ -416,7 +416,7 @@ def test_an_upstream_that_refuses_is_an_error_event_and_a_metric() -> None:
 
 def test_the_page_uses_relative_urls_text_only_and_gives_a_session(stack: Capstone) -> None:
     page = httpx2.get(f"{stack.url}/")
-    assert '<script src="capstone.js">' in page.text  # relative: works behind a proxy prefix
+    assert '<script type="module" src="capstone.js">' in page.text  # relative: works behind a proxy
     assert "HttpOnly" in page.headers["set-cookie"] and "SameSite=Lax" in page.headers["set-cookie"]
     script = httpx2.get(f"{stack.url}/capstone.js").text
     assert "innerHTML" not in script.replace("never innerHTML", "")

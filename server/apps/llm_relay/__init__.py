@@ -27,7 +27,8 @@ Which upstream, which model, and how long to wait come from the environment (`co
 ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``OPENAI_MODEL``, ``RELAY_HEARTBEAT``,
 ``RELAY_TIMEOUT``, ``RELAY_MAX_RETRIES``. With no upstream configured the relay refuses to
 start, saying what to set. ``GET /config`` and the relay's log say what is in use. The chat
-page is ``GET /`` (`server/apps/static/chat.html`, with `chat.js`, `sse.js`, `markdown.js`).
+page is ``GET /`` (`server/apps/static/chat.html`, with `chat.js`, `sse.js`, `markdown.js`,
+`chat_view.js`).
 """
 
 from __future__ import annotations
@@ -159,6 +160,12 @@ async def chat_script() -> FileResponse:
 async def sse_script() -> FileResponse:
     """The SSE parser `chat.js` imports (shared with lesson 05's page)."""
     return FileResponse(STATIC / "sse.js", media_type="text/javascript")
+
+
+@app.get("/chat_view.js")
+async def chat_view_script() -> FileResponse:
+    """The page helpers `chat.js` shares with the capstone's page."""
+    return FileResponse(STATIC / "chat_view.js", media_type="text/javascript")
 
 
 @app.get("/markdown.js")

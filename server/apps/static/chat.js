@@ -2,17 +2,13 @@
 // Text from the model is untrusted: it reaches the page only through textContent and
 // createElement (markdown.js), never innerHTML, so a reply containing <script> stays text.
 // URLs are relative ("chat", not "/chat") so the page also works behind JupyterHub's proxy.
+import { chatView, stopOnEscape } from "./chat_view.js";
 import { renderMarkdown } from "./markdown.js";
 import { readEvents } from "./sse.js"; // a parser by lesson 03's rules, served next to this script
 
-const log = document.getElementById("log");
-const form = document.getElementById("form");
-const input = document.getElementById("message");
+// setState: "streaming", then one of "done", "error", "cut-off", "stopped" (tests read it)
+const { form, input, statusLine, stopButton, line, announce, setState } = chatView();
 const transport = document.getElementById("transport");
-const sendButton = document.getElementById("send");
-const stopButton = document.getElementById("stop");
-const statusLine = document.getElementById("status");
-const announcer = document.getElementById("announce"); // role="status": read out when it changes
 
 const conversation = []; // what POST /chat sends: the whole conversation, every time
 let current = null; // the reply streaming now: { stop, on }
@@ -21,30 +17,6 @@ fetch("config")
   .then((r) => r.json())
   .then((c) => { statusLine.textContent = `upstream: ${c.upstream}, model: ${c.model}`; })
   .catch(() => { statusLine.textContent = "the relay did not answer /config"; });
-
-function line(cls, text, tag = "p") {
-  const element = document.createElement(tag);
-  element.className = cls;
-  element.textContent = text;
-  log.append(element);
-  return element;
-}
-
-function setState(state) {
-  // "streaming", then one of "done", "error", "cut-off", "stopped" (tests read it)
-  document.body.dataset.state = state;
-  const busy = state === "streaming";
-  // A focused button that becomes disabled drops focus to <body>: put it back in the box.
-  if (document.activeElement === (busy ? sendButton : stopButton)) input.focus();
-  sendButton.disabled = busy;
-  stopButton.disabled = !busy;
-}
-
-// A screen reader hears each reply once, when it has ended: the bubble is aria-busy while
-// tokens arrive (nothing in it is announced), then one status message says how it ended.
-function announce(text) {
-  announcer.textContent = text;
-}
 
 // Both transports call these with the relay's events. A reply ends once, whichever way comes
 // first; anything after that (a late event, the body's end after Stop) changes nothing.
@@ -145,6 +117,4 @@ function stop() {
   current = null;
 }
 stopButton.addEventListener("click", stop);
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && document.body.dataset.state === "streaming") stop();
-});
+stopOnEscape(stop);

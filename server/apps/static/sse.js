@@ -64,10 +64,10 @@ export class EventStreamParser {
 
 // The events of a fetch Response, as they arrive: `for await (const e of readEvents(response))`.
 // TextDecoderStream keeps a UTF-8 character cut between reads for the next read (and drops a
-// BOM); the parser keeps a line or an event cut between reads.
-export async function* readEvents(response) {
+// BOM); the parser keeps a line or an event cut between reads. Pass your own `parser` to read
+// its `retry` afterwards: the reconnection time the server asked for.
+export async function* readEvents(response, parser = new EventStreamParser()) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  const parser = new EventStreamParser();
   try {
     for (;;) {
       const { value, done } = await reader.read();

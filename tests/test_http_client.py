@@ -12,6 +12,7 @@ that no longer imports it (the list stays exact).
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def _old_imports(source: str) -> list[tuple[int, str]]:
     return found
 
 
+@functools.cache  # one scan of the tree for all of this module's tests
 def _modules() -> dict[str, list[tuple[int, str]]]:
     found = {}
     for path in _tracked("*.py"):
@@ -74,6 +76,7 @@ def _modules() -> dict[str, list[tuple[int, str]]]:
     return found
 
 
+@functools.cache
 def _lesson_cells() -> dict[str, list[tuple[str, int, str]]]:
     """Per lesson: (notebook, cell index, line) of each old import in a code cell."""
     transform = TransformerManager().transform_cell  # IPython's magics, as the kernel runs them

@@ -8,10 +8,12 @@ reader of stage 9's machinery: it starts a reply the way POST /replies does and 
 reply's Redis stream, turning each delta into a progress notification. At the 2026-07-28
 revision a call is one self-contained POST, no session: any worker can answer it.
 
-A worker can die mid-call. Its client gets a stream that ends without a result, and calls
-again with the same `key`: the key names the reply in Redis (per user), so the second call
-joins the reply already being generated (taken over by a live worker, as in stage 9) instead
-of asking the model twice.
+A worker can die mid-call. Its client gets a stream that ends without a result, and this
+revision has no resuming it ("Resumable SSE streams via `Last-Event-ID` are not supported"): the
+client calls again with the same `key`. The key names the reply in Redis (per user), so the
+second call joins the reply already being generated (taken over by a live worker, as in stage
+9) instead of asking the model twice. A closed stream cancels the call, which stops following;
+the reply's generation goes on, for that retry to join.
 """
 
 import re
@@ -22,6 +24,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from mychat.replies import LEASE_MS, TTL, WORKER, follow, generate, redis, spawn
@@ -35,10 +38,12 @@ Key = Annotated[str, Field(pattern=r"^[\w.-]{1,64}$", description="the same key 
 HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*"]
 ORIGINS = ["http://127.0.0.1:*", "http://localhost:*"]
 
-mcp = MCPServer("mychat")
+# The SDK sets up the root logger; at INFO it would log each request the openai client makes.
+mcp = MCPServer("mychat", log_level="WARNING")
 
 
-@mcp.tool()
+# The tool says what a retry does: the same arguments again have no further effect.
+@mcp.tool(annotations=ToolAnnotations(read_only_hint=False, idempotent_hint=True))
 async def ask(prompt: Prompt, key: Key, ctx: Context) -> str:
     """Ask the chat's model. Each progress notification's message is the reply's next delta;
     the result is the whole reply. After a broken call, call again with the same key."""

@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx2
+
+# The SDK's client imports jsonschema at its first tool result, seconds on a loaded machine:
+# imported with this module, before the check's deadline runs.
+import jsonschema  # type: ignore[import-untyped]  # noqa: F401
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -63,6 +67,8 @@ class Call:
     attempts: list[list[tuple[float, str]]] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)  # why each attempt without a result ended
     result: CallToolResult | None = None
+    at_first: Callable[[], Awaitable[object]] | None = None  # asked at the first notification
+    first_seen: asyncio.Future[object] | None = None  # what it answers
 
     @property
     def progressed(self) -> int:
@@ -94,7 +100,11 @@ async def attempt(mcp: Client, call: Call) -> bool:
     call.attempts.append(seen)
 
     async def record(progress: float, total: float | None, message: str | None) -> None:
+        # The SDK runs each notification's callback as a task of its own, in the order they
+        # came: one that awaits anything before noting its notification lets the next pass it.
         seen.append((progress, message or ""))
+        if call.at_first is not None and call.first_seen is None:
+            call.first_seen = asyncio.ensure_future(call.at_first())
 
     arguments = {"prompt": call.prompt, "key": call.key}
     try:
@@ -174,18 +184,28 @@ async def check(run: StageRun) -> None:
         await learn_replies(fake, [PROMPT, OTHER, *(call_prompt(n) for n in range(CALLS))])
 
         with run.step(
-            "tools/call `ask` on worker A: a progress notification per delta (progress going up, "
-            "message = the delta), then the result: the model's exact reply",
+            "tools/call `ask` on worker A: a progress notification per delta as the model "
+            "generates it (progress going up, message = the delta), then the result: the "
+            "model's exact reply",
             hint="in mcp_tool.py's `ask`: start the reply as post_reply does (its prompt, its "
             "lease, spawn(generate(reply, prompt))), then `async for chunk in follow(reply, "
             'prompt, "0-0")`, feed each chunk to a Decoder, and for each delta '
             "`await ctx.report_progress(len(deltas), message=delta)`; at `done`, return the "
             "joined deltas",
         ):
-            first = await ask(f"{a.url}/mcp", Call("ann", PROMPT, "question-1"))
-            wrong = problems(first)
+
+            async def generating() -> int:
+                return int((await http.get(f"{fake.url}/stats")).json()["active"])
+
+            first = Call("ann", PROMPT, "question-1", at_first=generating)
+            wrong = problems(await ask(f"{a.url}/mcp", first))
             if wrong:
                 raise Missed(wrong)
+            if not (first.first_seen and await first.first_seen):
+                raise Missed(
+                    "the first progress notification came after the model had finished: "
+                    "the whole reply at once, not each delta as it is generated"
+                )
 
         with run.step(
             "the same call again, same key, on worker B (a retry after a lost answer): the same "

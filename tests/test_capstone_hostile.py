@@ -46,7 +46,7 @@ def test_a_cookie_with_a_non_ascii_signature_is_refused_and_replaced(
     client: httpx2.Client,
 ) -> None:
     user = client.get("/api/session").json()["user"]
-    mangled = {"cookie": f"{COOKIE}={user}.".encode() + "é".encode("latin-1") * 64}
+    mangled = {b"cookie": f"{COOKIE}={user}.".encode() + "é".encode("latin-1") * 64}
     assert client.get("/api/session", headers=mangled).status_code == 403
     chat = client.post("/api/chat", json={"message": "hi"}, headers=mangled)
     assert chat.status_code == 403 and "signature" in chat.text
@@ -193,3 +193,12 @@ def test_a_worker_holds_at_most_max_worker_streams_whatever_the_cookies(stack: C
     assert statuses == [200] * MAX_WORKER_STREAMS + [503], answers
     refused = next(body for status, body in answers if status == 503)
     assert "MAX_WORKER_STREAMS" in refused
+
+
+def test_a_malformed_idempotency_key_is_the_shared_rule_s_400(client: httpx2.Client) -> None:
+    """One rule for every app (server.idempotency): the capstone had its own, answering 422."""
+    client.get("/api/session")
+    bad = {"Idempotency-Key": "not a key!"}
+    response = client.post("/api/chat", json={"message": "hi"}, headers=bad)
+    assert response.status_code == 400 and response.json()["error"] == "bad_request"
+    assert "Idempotency-Key must be 1 to 64" in response.json()["detail"]

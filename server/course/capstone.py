@@ -53,9 +53,11 @@ APP = "server.apps.capstone:app"
 FAKE = "server.apps.fake_openai:app"
 # Heartbeats every 15 s (the app's default) fit well under this; lesson 08 measured why.
 LOCATION = sse_proxy(read_timeout="60s") + "\nproxy_set_header X-Request-ID $request_id;"
-# uvicorn closes an idle connection after 5 s (--timeout-keep-alive): nginx lets its idle
-# upstream connections go first, or it may send a request down one uvicorn is closing (a 502).
-UPSTREAM = "keepalive_timeout 4s;"
+# uvicorn closes an idle connection after 5 s (--timeout-keep-alive, its default, said here):
+# nginx lets its idle upstream connections go first, or it may send a request down one uvicorn
+# is closing (a 502 for a POST, which nginx does not retry).
+UVICORN_KEEPALIVE = 5
+UPSTREAM = f"keepalive_timeout {UVICORN_KEEPALIVE - 1}s;"
 CLIENT_LIMIT_BODY = (
     '{"detail": "Too many requests or open streams from your address. Wait a moment, or '
     'close a tab.", "error": "client_limit"}'
@@ -188,7 +190,7 @@ def start_capstone(
                 APP,
                 env={**settings, "WORKER_NAME": name},
                 name=f"worker-{name}",
-                args=("--no-access-log",),
+                args=("--no-access-log", "--timeout-keep-alive", str(UVICORN_KEEPALIVE)),
             )
             started.append(running[name])
         nginx = start_nginx(

@@ -50,8 +50,10 @@ from server.apps.capstone.replies import Replies
 from server.apps.capstone.session import COOKIE, SessionRefused, cookie_header, new_cookie
 from server.apps.capstone.settings import Settings
 from server.fanout.broker import REDIS_DOWN, connect
+from server.idempotency import BadIdempotencyKey
 from server.llm.config import CONNECT_TIMEOUT, read_env, upstream_from_env
 from server.llm.config import Settings as UpstreamSettings
+from server.refusals import Refused
 from server.stream_slots import Slots
 
 __all__ = ["Settings", "app", "create_app"]
@@ -175,8 +177,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         middleware=[Middleware(access_log.AccessLog)],
         exception_handlers={
-            api.Refused: api.refused,
+            Refused: api.refused,
             SessionRefused: api.refused,
+            BadIdempotencyKey: api.refused,
             RedisConnectionError: api.redis_down,
             RedisTimeoutError: api.redis_down,
             OutOfMemoryError: api.redis_full,

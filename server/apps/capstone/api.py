@@ -35,7 +35,10 @@ Refusals, in the order they are checked, and nothing is stored by any of them:
   503, nothing stored.
 
 A POST may carry an ``Idempotency-Key``: sent again (a retry after a lost answer, or a 502
-while a worker died), it returns the reply the first one made instead of a second one.
+while a worker died), it returns the reply the first one made instead of a second one. What a
+key may be is `server.idempotency`'s rule, the same in every app (malformed: 400); it is
+remembered as long as the reply it made (``REPLY_TTL``). Refusals follow `server.refusals`:
+the domain raises its own errors (`session`), and `refused` says which status each one is.
 """
 
 from __future__ import annotations
@@ -52,44 +55,54 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from server import json_body
+from server import idempotency, json_body
 from server.apps.capstone import history
 from server.apps.capstone.delivery import already_ended, reply_events
 from server.apps.capstone.generation import Generator
 from server.apps.capstone.metrics import CONTENT_TYPE, Metrics
 from server.apps.capstone.replies import Keys, Replies
-from server.apps.capstone.session import COOKIE, ForgedSession, SessionRefused, user_of
+from server.apps.capstone.session import (
+    COOKIE,
+    ExpiredSession,
+    ForgedSession,
+    NoSession,
+    SessionRefused,
+    user_of,
+)
 from server.apps.capstone.settings import Settings
 from server.event_ids import parse_stream_id
 from server.fanout.broker import REDIS_DOWN
+from server.idempotency import BadIdempotencyKey, idempotency_key
+from server.refusals import Refusal, Refused, refusal_response
 from server.send_deadline import SendDeadline
 from server.sse_response import sse_response
 from server.stream_slots import Slots, released_after
 
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 REPLY_ID = re.compile(r"[0-9a-f]{32}")
 LEAVE_GRACE = 5.0
 """Seconds a `leave` waits before it stops the reply: the page, reloaded, reads it sooner."""
 
 
-class Refused(Exception):
-    """A request the API refuses: the status, a sentence for the page, a reason for metrics."""
-
-    def __init__(
-        self, status: int, detail: str, reason: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.reason, self.headers = status, detail, reason, headers
+SESSION_REFUSALS: Mapping[type[SessionRefused], Refusal] = {
+    NoSession: Refusal(401, "session"),  # get one: GET / or api/session
+    ExpiredSession: Refusal(401, "session"),  # the same
+    ForgedSession: Refusal(403, "session"),  # not yours, whatever you do
+}
 
 
 async def refused(request: Request, error: Exception) -> Response:
-    """The app's handler for `Refused` and `SessionRefused`."""
-    if isinstance(error, SessionRefused):  # none, or expired: get one; forged: not yours
-        error = Refused(403 if isinstance(error, ForgedSession) else 401, str(error), "session")
-    assert isinstance(error, Refused)
-    request.app.state.metrics.refused.labels(error.reason).inc()
-    body = {"detail": error.detail, "error": error.reason}
-    return JSONResponse(body, error.status, headers=error.headers)
+    """The app's one handler (`server.refusals`' idiom): `Refused` as it says, a session
+    error as `SESSION_REFUSALS` maps it, a bad ``Idempotency-Key`` a 400; each counted by
+    name in the metrics."""
+    if isinstance(error, Refused):
+        refusal = error.refusal
+    elif isinstance(error, SessionRefused):
+        refusal = SESSION_REFUSALS[type(error)]
+    else:
+        assert isinstance(error, BadIdempotencyKey)
+        refusal = Refusal(400, "bad_request")
+    request.app.state.metrics.refused.labels(refusal.error).inc()
+    return refusal_response(refusal, str(error))
 
 
 async def redis_down(request: Request, error: Exception) -> Response:
@@ -163,9 +176,7 @@ async def chat(request: Request) -> Response:
     settings: Settings = state.settings
     user = session_user(request)
     message, conversation = parse_chat(await read_json(request, settings.max_body_bytes), settings)
-    idem = request.headers.get("idempotency-key")
-    if idem is not None and not IDEMPOTENCY_KEY.fullmatch(idem):
-        raise Refused(422, "Idempotency-Key must be 1-64 letters, digits or ._:-", "bad_request")
+    idem = idempotency_key(request.headers)  # server.idempotency: the rule, once
     keys = Keys(uuid.uuid4().hex, user, conversation or uuid.uuid4().hex)
     replies: Replies = state.replies
     try:
@@ -271,7 +282,7 @@ async def stop(request: Request) -> Response:
 def page_of(request: Request) -> str:
     """The ``?page=`` a page gives its reads and its `leave` (random, per page load), or ""."""
     page = request.query_params.get("page", "")
-    return page if IDEMPOTENCY_KEY.fullmatch(page) else ""
+    return page if idempotency.KEY.fullmatch(page) else ""
 
 
 async def leave(request: Request) -> Response:

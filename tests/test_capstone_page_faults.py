@@ -25,6 +25,7 @@ import pytest
 from server.apps.fake_openai.model import reply_for
 from server.course.browser import launch_options
 from server.course.capstone import Capstone, start_capstone
+from server.course.stages.hub import PREFIX, start_hub
 
 pytestmark = [pytest.mark.browser, pytest.mark.nginx, pytest.mark.redis]
 
@@ -250,6 +251,43 @@ def test_a_closed_page_stops_its_reply(context: Any, stack: Capstone) -> None:
     last = context.request.get(history).json()["messages"][-1]
     assert last["role"] == "assistant" and last["status"] == "stopped", last
     assert httpx2.get(f"{stack.upstream.url}/stats").json()["cancelled"] > cancelled
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[tuple[str, str]]:
+    """(url, token) of a Jupyter server with jupyter-server-proxy, as a JupyterHub runs one."""
+    server, token = start_hub()
+    try:
+        yield server.url, token
+    finally:
+        server.kill()  # it holds nothing to save
+
+
+def test_a_closed_page_behind_jupyter_server_proxy_stops_its_reply(
+    context: Any, stack: Capstone, hub: tuple[str, str]
+) -> None:
+    """The case the beacon is for: the proxy keeps its connection to the app open after the
+    tab's is gone, so the app's stream (a slot, a Redis connection) and the model's
+    generation would go on to the reply's end; the beacon stops both."""
+    url, token = hub
+    page = context.new_page()
+    page.goto(f"{url}{PREFIX}api/status?token={token}")  # the hub's login cookie
+    page.goto(f"{url}{PREFIX}proxy/{httpx2.URL(stack.url).port}/")
+    page.wait_for_function(IDLE)
+    send(page, "close me behind the hub")
+    page.wait_for_function(SHOWING)
+    conv = page.evaluate("localStorage.getItem('capstone.conversation')")
+    history = f"{url}{PREFIX}proxy/{httpx2.URL(stack.url).port}/api/conversations/{conv}"
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 60
+    while context.request.get(history).json()["pending"] is not None:
+        assert time.monotonic() < deadline, "the reply never ended"
+        time.sleep(0.1)
+    last = context.request.get(history).json()["messages"][-1]
+    assert last["role"] == "assistant" and last["status"] == "stopped", last
+    while stack.metrics("A")["capstone_open_streams"] > 0:  # the proxy's stream ended too
+        assert time.monotonic() < deadline, "the stream behind the proxy stayed open"
+        time.sleep(0.1)
 
 
 def test_a_reload_mid_reply_does_not_stop_it(context: Any, stack: Capstone) -> None:

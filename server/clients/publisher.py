@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx2
 
+from server.idempotency import HEADER
+
 RETRYABLE = (502, 503, 504)  # a proxy or a worker that could not take it now: try again
 
 
@@ -48,7 +50,7 @@ async def publish(
     stored before its answer was lost. Returns the last response (its status says which)
     and the number of attempts made.
     """
-    headers = {"Idempotency-Key": key} if key else {}
+    headers = {HEADER: key} if key else {}
     response: httpx2.Response | None = None
     for attempt in range(1, attempts + 1):
         try:

@@ -54,11 +54,11 @@ from server.fanout.broker import (
     unavailable,
 )
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message, Subscription
+from server.idempotency import REMEMBERED
 
 DEFAULT_MAXLEN = 10_000  # entries kept, about
 PAGE = 200  # entries per XRANGE while catching up, and per XREAD
 BLOCK_MS = 2000  # how long one XREAD waits for a new entry
-IDEMPOTENCY_TTL = 3600  # seconds an idempotency key is remembered
 
 # KEYS[1] the stream, KEYS[2] the key's marker; ARGV: maxlen, data, ttl. Atomic in Redis.
 XADD_ONCE = """
@@ -104,8 +104,8 @@ class StreamsBroker(RedisFollower):
         return self._ready.is_set()
 
     async def publish(self, data: str, *, key: str | None = None) -> str:
-        """XADD `data`; its id. With `key`, a second publish with the same key (within an
-        hour) adds nothing and returns the first one's id."""
+        """XADD `data`; its id. With `key` (`server.idempotency`), a second publish with the
+        same key, within `REMEMBERED` seconds, adds nothing and returns the first one's id."""
         try:
             if key is None:
                 return str(
@@ -115,9 +115,7 @@ class StreamsBroker(RedisFollower):
                 )
             marker = f"{self.key}:published:{key}"
             return str(
-                await self._xadd_once(
-                    keys=[self.key, marker], args=[self.maxlen, data, IDEMPOTENCY_TTL]
-                )
+                await self._xadd_once(keys=[self.key, marker], args=[self.maxlen, data, REMEMBERED])
             )
         except REDIS_DOWN as error:
             self._healthy = False

@@ -34,12 +34,12 @@ async function refusal(response) {
   return `⚠ The server answered ${response.status}.`;
 }
 
-// How long to wait before trying again after `failures` failures in a row: the server's
-// `retry:` (its reconnection time; 1 s until it says), doubled for each further failure (at
-// most 32 times), times a random factor from 0.5 to 1.5. Without that factor every page a
-// dead worker dropped would come back in the same instant, and again together at each retry.
+// How long to wait before trying again after `failures` failed tries in a row: the server's
+// `retry:` (its reconnection time; 1 s until it says), doubled for each failed try (up to 32
+// times), times a random factor from 0.5 to 1.5. Without that factor every page a dead
+// worker dropped would come back in the same instant, and again together at each retry.
 function backoff(retryMs, failures) {
-  const base = retryMs * 2 ** Math.min(Math.max(failures - 1, 0), 5);
+  const base = retryMs * 2 ** Math.min(failures, 5);
   return Math.round(base * (0.5 + Math.random()));
 }
 
@@ -93,13 +93,14 @@ async function readReply(reply, bubble) {
   let next = 0;
   let lastEventId = "";
   let retryMs = 1000;
-  let failures = 0; // connections in a row that brought no event
+  let failures = 0; // tries in a row that brought no event
   for (let attempt = 0; attempt <= MAX_RECONNECTS; attempt++) {
     if (attempt > 0) {
       document.body.dataset.reconnects = String(attempt);
       await wait(backoff(retryMs, failures));
     }
     if (reading.stopped) return;
+    failures += 1; // until an event arrives
     let response;
     try {
       const headers = { Accept: "text/event-stream" };
@@ -110,20 +111,15 @@ async function readReply(reply, bubble) {
       });
     } catch (err) {
       if (err.name === "AbortError") return;
-      failures += 1;
       continue; // the connection failed: try again
     }
-    if (response.status >= 500) { // a proxy with no worker for a moment
-      failures += 1;
-      continue;
-    }
+    if (response.status >= 500) continue; // a proxy with no worker for a moment
     if (!response.ok) {
       failed(await refusal(response));
       setState("error");
       return;
     }
     const parser = new EventStreamParser(); // its `retry` is the server's reconnection time
-    failures += 1; // until an event arrives
     try {
       for await (const event of readEvents(response, parser)) {
         lastEventId = event.lastEventId;
@@ -173,7 +169,7 @@ async function post(message, conversation) {
   const key = newKey();
   let outcome = null;
   for (let attempt = 1; attempt <= SEND_ATTEMPTS; attempt++) {
-    if (attempt > 1) await wait(backoff(1000, attempt - 1));
+    if (attempt > 1) await wait(backoff(1000, attempt - 2));
     try {
       outcome = await fetch("api/chat", {
         method: "POST",

@@ -16,6 +16,7 @@ import pytest
 from mcp import Client
 
 from server.clients.sse_client import connect_sse
+from server.course import mcp_scaling
 from server.course.launcher import Server
 from server.course.mcp_scaling import Tally, scaling_run
 
@@ -70,6 +71,12 @@ def test_sessionless_completes_every_call_through_the_kill(rows: dict[str, Tally
     assert row["re-issued"] >= 1  # the kill did cut calls: each one was re-issued and finished
     assert all(c.in_order and c.progress[-1] == STEPS for c in sessionless.calls)
     assert all((c.result or "").endswith("worker B") for c in sessionless.calls if c.attempts > 1)
+
+
+def test_the_run_holds_calls_on_the_key_the_workers_wait_on() -> None:
+    from server.apps import mcp_cluster
+
+    assert mcp_scaling.HOLD == mcp_cluster.HOLD
 
 
 @pytest.fixture

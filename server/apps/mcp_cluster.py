@@ -10,7 +10,9 @@ One app serves both Streamable HTTP shapes, because the SDK routes each POST by 
 Two tools. `new_job` mints a handle (the 2026-07-28 changelog: "Servers that need cross-call
 state use explicit, server-minted handles passed as ordinary tool arguments"); `count` counts
 a job up to `steps`, one step every `MCP_STEP_SECONDS`, reporting progress with this worker's
-name, and keeps the step reached in Redis under the handle. A call re-issued after its worker
+name, and keeps the step reached in Redis under the handle (and waits after each step while
+the key `mcp:hold` exists: `server.course.mcp_scaling` holds every call there to kill a
+worker with all of them in flight). A call re-issued after its worker
 died goes on from that step on whichever worker gets it, so the progress a client sees never
 goes back.
 
@@ -39,9 +41,10 @@ WORKER_NAME = os.environ.get("WORKER_NAME", str(os.getpid()))
 STEP_SECONDS = number(os.environ, "MCP_STEP_SECONDS", 0.1, low=0.0, high=10.0)
 JOB_SECONDS = 600  # a job handle and its step are forgotten this long after it was minted
 MAX_STEPS = 1000
+HOLD = "mcp:hold"
 SESSION_HEADER = b"mcp-session-id"
 
-mcp = MCPServer("course-cluster")
+mcp = MCPServer("course-cluster", log_level="WARNING")  # not a line per request
 redis = aioredis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
 
 
@@ -66,7 +69,15 @@ async def count(job: str, steps: int, ctx: Context) -> str:
         await asyncio.sleep(STEP_SECONDS)  # the work one step stands for
         await redis.set(key, step, ex=JOB_SECONDS)
         await ctx.report_progress(step, steps, f"worker {WORKER_NAME}")
+        await held()
     return f"counted to {steps}; last step on worker {WORKER_NAME}"
+
+
+async def held() -> None:
+    """The course's knob for a deterministic kill: while the key `HOLD` exists in Redis, no
+    call goes on to its next step, so every call is still in flight when the kill comes."""
+    while await redis.exists(HOLD):
+        await asyncio.sleep(0.02)
 
 
 def named_sessions(app: ASGIApp, name: str) -> ASGIApp:

@@ -10,14 +10,17 @@ then a result) many times through nginx in front of two uvicorn workers, and cou
    404 and leaves the call waiting until its read timeout.)
 2. The session era (2025-03-26 to 2025-11-25; the SDK's client with `mode="legacy"` speaks
    2025-11-25) against `server.apps.mcp_cluster`: plain round robin loses sessions the same
-   way; nginx routing on `Mcp-Session-Id` (`ROUTE_ON_SESSION`) works; then worker A is
-   SIGKILLed mid-call and the calls it held fail: the session was in its memory.
+   way, and so does `hash $http_mcp_session_id` (the bench's extra row); nginx routing on the
+   worker's name in `Mcp-Session-Id` (`route_on_session`) works; then worker A is SIGKILLed
+   mid-call and the calls it held fail: the session was in its memory. (That era's resumption
+   with `Last-Event-ID` would need the same session, on the same dead worker.)
 3. Sessionless (2026-07-28, `mode="2026-07-28"`), plain round robin, the same kill. The
    2026-07-28 changelog: "A broken response stream loses the in-flight request; clients MUST
    re-issue it as a new request with a new request ID." The client here re-issues `count` when
    the SDK reports the stream closed without an answer (code CONNECTION_CLOSED), at most
    `MAX_ATTEMPTS` times, and nothing else; the job's step lives in Redis under a handle from
-   `new_job`, so the re-issued call goes on from there on the other worker.
+   `new_job`, so the re-issued call goes on from there on the other worker. nginx may pass a
+   POST on to the other worker too (`RETRY_POSTS`).
 
 The kill is deterministic: worker A is killed by pid once every call has received its first
 progress notification, while each still has most of its steps to go. Nothing here is timed;
@@ -40,6 +43,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import redis.asyncio as aioredis
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, TextContent
@@ -54,6 +58,9 @@ CLUSTER_APP = "server.apps.mcp_cluster:app"
 SESSION_ERA = "legacy"  # the SDK's mode name for the initialize handshake (2025-11-25)
 SESSIONLESS = "2026-07-28"
 MAX_ATTEMPTS = 3  # one call and at most two re-issues
+# The Redis key `server.apps.mcp_cluster.held` waits on (not imported from there: building that
+# app's MCPServer sets up the root logger, which would then print every HTTP request here).
+HOLD = "mcp:hold"
 CALL_DEADLINE = 60.0  # seconds one call may take, re-issues included (a loaded machine is slow)
 
 
@@ -155,7 +162,8 @@ async def historical_call(client: httpx2.AsyncClient, url: str, steps: int) -> C
         for message in messages:
             answer = await client.post(f"{url}{endpoint}", json=message)
             if answer.status_code != 202:
-                call.problem = f"{answer.status_code} for {message['method']}: {answer.text[:60]}"
+                said = answer.text.replace(endpoint.rpartition("=")[2], "<id>")
+                call.problem = f"{answer.status_code} for {message['method']}: {said}"
                 return call
         async for event in events:
             reply = json.loads(event.data)
@@ -182,7 +190,8 @@ async def sdk_call(url: str, mode: str, steps: int, run: RunSignals) -> Call:
         with anyio.fail_after(CALL_DEADLINE):
             async with Client(f"{url}/mcp", mode=mode) as client:
                 job = _text(await client.call_tool("new_job", {}))
-                await run.jobs.wait()
+                if run.jobs is not None:
+                    await run.jobs.wait()
                 arguments = {"job": job, "steps": steps}
                 while call.result is None:
                     call.attempts += 1
@@ -200,7 +209,8 @@ async def sdk_call(url: str, mode: str, steps: int, run: RunSignals) -> Call:
                         call.result = _text(result)
     except Exception as error:  # the outcome to count, whatever it was
         call.problem = _reason(error)
-        await run.jobs.abort()  # the others are not to wait for this one's job
+        if run.jobs is not None:
+            await run.jobs.abort()  # the others are not to wait for this one's job
     return call
 
 
@@ -217,37 +227,56 @@ def _text(result: Any) -> str:
 
 
 class RunSignals:
-    """What the calls of one row share: all wait for every job handle before counting (so the
-    counts start on the same round-robin turn each run), and each says when its first progress
-    notification arrives."""
+    """What the calls of one row share: with `same_turn`, all wait for every job handle before
+    counting, so that the counts start on the same round-robin turn in every run; and each
+    says when its first progress notification arrives (`first_progress`)."""
 
-    def __init__(self, calls: int) -> None:
-        self.jobs = asyncio.Barrier(calls)
-        self.everyone_started = asyncio.Event()
-        self._waiting = calls
-
-    def first_progress(self) -> None:
-        self._waiting -= 1
-        if self._waiting == 0:
-            self.everyone_started.set()
+    def __init__(self, calls: int, first_progress: Callable[[], None], same_turn: bool) -> None:
+        self.jobs = asyncio.Barrier(calls) if same_turn else None
+        self.first_progress = first_progress
 
 
-async def run_calls(
-    calls: int, one: Callable[[RunSignals], Awaitable[Call]], kill: Server | None = None
-) -> list[Call]:
-    """`calls` calls at once; with `kill`, SIGKILL it once every call has had its first progress."""
-    run = RunSignals(calls)
-    tasks = [asyncio.ensure_future(one(run)) for _ in range(calls)]
+One = Callable[[RunSignals], Awaitable[Call]]
+
+
+async def run_rows(
+    rows: list[tuple[int, One, bool]],
+    kill: Server | None = None,
+    release: Callable[[], Awaitable[object]] | None = None,
+) -> list[list[Call]]:
+    """Rows of (calls, how to make one, same turn), all at once; with `kill`, SIGKILL it once
+    every call of every row has had its first progress notification, then `release` them."""
+    everyone_started = asyncio.Event()
+    waiting = sum(calls for calls, _, _ in rows)
+
+    def first_progress() -> None:
+        nonlocal waiting
+        waiting -= 1
+        if waiting == 0:
+            everyone_started.set()
+
+    tasks = []
+    for calls, one, same_turn in rows:
+        run = RunSignals(calls, first_progress, same_turn)
+        tasks.append(asyncio.gather(*(one(run) for _ in range(calls))))
     if kill is not None:
         try:
-            await asyncio.wait_for(run.everyone_started.wait(), CALL_DEADLINE)
+            await asyncio.wait_for(everyone_started.wait(), CALL_DEADLINE)
         except TimeoutError:
-            calls_seen = await asyncio.gather(*tasks)  # each ends by its own deadline
-            reasons = sorted({c.problem or "no progress" for c in calls_seen})
+            seen = [c for row in await asyncio.gather(*tasks) for c in row]  # each has a deadline
+            reasons = sorted({c.problem or "no progress" for c in seen})
             problem = f"not every call reported progress, nothing killed: {reasons}"
             raise RuntimeError(problem) from None
         await asyncio.to_thread(kill.kill)
-    return list(await asyncio.gather(*tasks))
+        if release is not None:
+            await release()
+    return [list(row) for row in await asyncio.gather(*tasks)]
+
+
+async def run_calls(calls: int, one: One) -> list[Call]:
+    """`calls` calls at once."""
+    [row] = await run_rows([(calls, one, False)])
+    return row
 
 
 # nginx passes a POST on to the other worker only if it could not send it to the first
@@ -257,12 +286,16 @@ async def run_calls(
 RETRY_POSTS = SSE_PROXY + "\nproxy_next_upstream error timeout non_idempotent;"
 
 
+HASH_SESSION_ID = "hash $http_mcp_session_id consistent;"
+
+
 @contextmanager
 def mcp_clusters(step_seconds: float) -> Iterator[tuple[dict[str, Server], dict[str, Server]]]:
     """Redis, two workers of each app, and the nginx each row needs; all stopped at the end.
 
-    Yields (workers, proxies): the MCP workers "A" and "B", and the proxies "legacy" (round
-    robin over two `mcp_legacy` workers), "round robin" and "routed" (both in front of A and B).
+    Yields (servers, proxies): the MCP workers "A" and "B" and "redis"; the proxies "legacy"
+    (round robin over two `mcp_legacy` workers), "round robin", "routed" and "hashed" (all
+    three in front of A and B).
     """
     env = {"MCP_STEP_SECONDS": str(step_seconds)}
     with ExitStack() as servers:
@@ -280,10 +313,11 @@ def mcp_clusters(step_seconds: float) -> Iterator[tuple[dict[str, Server], dict[
             "legacy": start_nginx(upstreams(legacy)),
             "round robin": start_nginx(upstreams(workers), location=RETRY_POSTS),
             "routed": start_nginx(upstreams(workers), http=http, server=location),
+            "hashed": start_nginx(upstreams(workers), upstream=HASH_SESSION_ID),
         }
         for server in proxies.values():
             servers.enter_context(server)
-        yield workers, proxies
+        yield {**workers, "redis": redis}, proxies
 
 
 @contextmanager
@@ -300,15 +334,21 @@ def quiet_sdk() -> Iterator[None]:
 
 
 async def scaling_run(
-    calls: int = 8, steps: int = 10, step_seconds: float = 0.1, together: int | None = None
+    calls: int = 8,
+    steps: int = 10,
+    step_seconds: float = 0.1,
+    *,
+    together: int = 1,
+    hashed: bool = False,
 ) -> list[Tally]:
-    """The five rows of lesson 12's table, `calls` calls each (`calls` even).
+    """Lesson 12's table: five rows (six with `hashed`) of `calls` calls each (`calls` even).
 
-    The first two rows run `together` calls at a time (by default one: round robin then
-    alternates strictly, so every call meets it the same way); the three others all `calls` at
-    once, since the kill must find them in flight."""
-    batch = together or 1
+    The round-robin rows without a kill run `together` calls at a time (by default one:
+    round robin then alternates strictly, so every call meets it the same way); the others all
+    `calls` at once, and the two kill rows together: one SIGKILL finds both in flight.
+    `hashed` adds nginx's `hash $http_mcp_session_id consistent` (counts vary run to run)."""
     with mcp_clusters(step_seconds) as (workers, proxies), quiet_sdk():
+        redis = aioredis.Redis.from_url(workers["redis"].url)
 
         async def historical(run: RunSignals) -> Call:
             async with httpx2.AsyncClient(timeout=CALL_DEADLINE) as client:
@@ -318,16 +358,33 @@ async def scaling_run(
             url = proxies[proxy].url
             return lambda run: sdk_call(url, mode, steps, run)
 
-        old = [c for _ in range(calls // batch) for c in await run_calls(batch, historical)]
-        rr = sdk("round robin", SESSION_ERA)
-        rr_sessions = [c for _ in range(calls // batch) for c in await run_calls(batch, rr)]
+        async def batches(one: Callable[[RunSignals], Awaitable[Call]]) -> list[Call]:
+            return [c for _ in range(calls // together) for c in await run_calls(together, one)]
+
+        old = await batches(historical)
+        plain = await batches(sdk("round robin", SESSION_ERA))
+        tallies = [
+            Tally("2024-11-05 HTTP+SSE", "round robin", "", old),
+            Tally("2025-11-25 sessions", "round robin", "", plain),
+        ]
+        if hashed:
+            hashing = await run_calls(calls, sdk("hashed", SESSION_ERA))
+            tallies.append(Tally("2025-11-25 sessions", "hash of session id", "", hashing))
         routed = await run_calls(calls, sdk("routed", SESSION_ERA))
-        routed_kill = await run_calls(calls, sdk("routed", SESSION_ERA), kill=workers["A"])
-        await asyncio.to_thread(workers["A"].restart)
-        sessionless = await run_calls(calls, sdk("round robin", SESSIONLESS), kill=workers["A"])
+        # Both kill rows in flight together, held after their first step (`mcp_cluster.held`),
+        # and one SIGKILL for both.
+        await redis.set(HOLD, 1)
+        routed_kill, sessionless = await run_rows(
+            [
+                (calls, sdk("routed", SESSION_ERA), False),
+                (calls, sdk("round robin", SESSIONLESS), True),
+            ],
+            kill=workers["A"],
+            release=lambda: redis.delete(HOLD),
+        )
+        await redis.aclose()
     return [
-        Tally("2024-11-05 HTTP+SSE", "round robin", "", old),
-        Tally("2025-11-25 sessions", "round robin", "", rr_sessions),
+        *tallies,
         Tally("2025-11-25 sessions", "on session id", "", routed),
         Tally("2025-11-25 sessions", "on session id", "A mid-call", routed_kill),
         Tally("2026-07-28 sessionless", "round robin", "A mid-call", sessionless),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Iterator
 
@@ -18,6 +19,9 @@ import httpx2
 import pytest
 
 from server.course.capstone import Capstone, ClientLimits, start_capstone
+from server.course.certificate import self_signed_certificate
+from server.course.launcher import start_app
+from server.course.nginx_sse import start_sse_nginx
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]
 
@@ -135,3 +139,17 @@ def test_slow_and_silent_sockets_are_closed_and_deny_nobody(stack: Capstone) -> 
     assert answers and set(answers) == {200}, answers
     assert len(closed_at) == 250, f"{250 - len(closed_at)} sockets still open"
     assert max(closed_at.values()) < HEADER_TIMEOUT + 5
+
+
+def test_lesson_08_s_config_closes_a_silent_socket() -> None:
+    """The config a learner copies (`nginx_sse.conf.template`) carries the same timeouts: a
+    socket that never sends its request is closed at the header timeout (nginx's default is
+    60 s)."""
+    with (
+        start_app("server.apps.stamped_events:app") as app,
+        start_sse_nginx(app, self_signed_certificate()) as proxy,
+    ):
+        started = time.monotonic()
+        with socket.create_connection((proxy.host, proxy.port), timeout=HEADER_TIMEOUT + 10) as s:
+            assert s.recv(1) == b""  # closed by nginx, having sent nothing
+        assert time.monotonic() - started < HEADER_TIMEOUT + 5

@@ -4,9 +4,12 @@
 production: the `upstream` with `keepalive`, a `location /events` that streams (HTTP/1.1 to
 the app, `Connection ""`, `proxy_buffering off`, `proxy_read_timeout` above the heartbeat),
 `gzip_types` without `text/event-stream`, `worker_connections` and `worker_rlimit_nofile`
-sized together, `worker_shutdown_timeout`, and HTTP/2 over TLS. Unlike `nginx.conf.template`,
-whose pieces each `start_nginx` call chooses, it has no knobs: it is the answer, and a lesson
-cell checks the answer (`nginx -t`, then a stream read through it) rather than trusting it.
+sized together, `worker_shutdown_timeout`, HTTP/2 over TLS, and what one client address may
+hold: 10 s to send a header or a body or to take bytes (a slow socket is closed, not kept
+until the connections run out) and 30 open streams (`limit_conn`, 429 over it). Unlike
+`nginx.conf.template`, whose pieces each `start_nginx` call chooses, it has no knobs: it is
+the answer, and a lesson cell checks the answer (`nginx -t`, then a stream read through it)
+rather than trusting it.
 
 `render_sse_config` fills in what differs per machine (the app's address, the listen address,
 the certificate) and, for the course, a private folder for the pid, logs and temp files, so

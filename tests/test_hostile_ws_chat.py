@@ -1,6 +1,11 @@
-"""ws_chat's WebSocket against a hostile `last_id`: a 1008 close with its reason, never a
-protocol error. A close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5); the reason for a
-malformed `last_id` quotes it, and was cut to 120 *characters*: a non-ASCII id made it too long."""
+"""ws_chat against hostile clients.
+
+- A hostile `last_id`: a 1008 close with its reason, never a protocol error. A close reason is
+  at most 123 bytes of UTF-8 (RFC 6455 §5.5); the reason for a malformed `last_id` quotes it,
+  and was cut to 120 *characters*: a non-ASCII id made it too long.
+- The work one client can start is bounded: a reply's tokens (`MAX_TOKENS`), its messages in
+  any minute over either transport (`MESSAGE_RATE`), a frame's size before uvicorn buffers it.
+"""
 
 from __future__ import annotations
 

@@ -79,10 +79,12 @@ def read(
     last_id: str = "",
     stop_after: int | None = None,
 ) -> list[Event]:
-    """The events of a reply stream, to its last event (or after `stop_after` tokens)."""
+    """The events of a reply stream, to its last event (or after `stop_after` tokens, or after
+    DEADLINE seconds: a reply nobody generates is a stream held open by heartbeats)."""
     headers = {"Last-Event-ID": last_id} if last_id else {}
     events: list[Event] = []
     decoder = Decoder()
+    started = time.monotonic()
     with client.stream("GET", f"/{path}", headers=headers) as response:
         if response.status_code in (502, 503, 504):  # nginx found no live worker this time
             raise httpx2.TransportError(f"{response.status_code} from nginx")
@@ -93,6 +95,8 @@ def read(
             if events and events[-1].event in TERMINAL:
                 break
             if stop_after is not None and tokens >= stop_after:
+                break
+            if time.monotonic() - started > DEADLINE:
                 break
     return events
 

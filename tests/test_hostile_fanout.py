@@ -119,3 +119,26 @@ def test_the_contenders_refuse_a_zero_heartbeat(serve: Callable[..., Server]) ->
     """The benches' rival rooms read HEARTBEAT with a bare float(), as the apps once did."""
     with pytest.raises(LauncherError, match="HEARTBEAT must be a number from"):
         serve("server.apps.broadcast_contenders:app", env={"HEARTBEAT": "0"})
+
+
+def test_a_websocket_message_redis_cannot_take_closes_with_try_again_later(redis: Server) -> None:
+    """Redis away is not the client's fault: 1013 "try again later" (as a 503), not 1008
+    "policy violation" (a 400), which says the message was wrong and not to send it again."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    env = {"BROKER": "streams", "REDIS_URL": redis.url, "TOKEN_DELAY": "0"}
+    with start_app("server.apps.ws_chat:app", env=env) as app:
+
+        async def send_during_outage() -> tuple[int | None, str | None]:
+            async with connect(app.url.replace("http://", "ws://") + "/ws") as socket:
+                redis.kill()
+                await socket.send('{"text": "hi", "tokens": 0}')
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(socket.recv(), 20)
+                frame = closed.value.rcvd
+                return (frame.code, frame.reason) if frame else (None, None)
+
+        code, reason = asyncio.run(send_during_outage())
+    assert code == 1013 and reason and "NOT stored" in reason, (code, reason)

@@ -18,7 +18,8 @@ from server.fanout import BrokerUnavailable, Dropped, Feed, Message
 from server.query_params import whole_number
 
 POLICY = 1008  # WebSocket close code: "policy violation", our 400
-TRY_AGAIN_LATER = 1013  # WebSocket close code: dropped for falling a whole queue behind
+TRY_AGAIN_LATER = 1013  # WebSocket close code: a whole queue behind, or Redis away (a 503)
+NOT_STORED = "the room's store (Redis) is unreachable: the message was NOT stored; send it later"
 
 
 def websocket_text(message: Message) -> str:
@@ -89,7 +90,7 @@ async def _send(websocket: WebSocket, feed: Feed, limit: int | None, settings: S
 
 async def _receive(websocket: WebSocket, room: Room) -> None:
     """Each text frame is a user message; a bad one, a binary frame, or one over the client's
-    rate closes with 1008 and the reason."""
+    rate closes with 1008 and the reason; one Redis cannot take, with 1013."""
     client = websocket.client.host if websocket.client else ""
     with suppress(WebSocketDisconnect):
         while True:
@@ -101,6 +102,9 @@ async def _receive(websocket: WebSocket, room: Room) -> None:
                 if raw is None:
                     raise ValueError("this chat takes text frames (JSON), not binary ones")
                 await room.post(*user_message(raw), client)
-            except (ValueError, TooManyMessages, BrokerUnavailable) as error:
+            except (ValueError, TooManyMessages) as error:
                 await websocket.close(POLICY, close_reason(error))
+                return
+            except BrokerUnavailable:  # not the client's fault: as a 503, not a 400
+                await websocket.close(TRY_AGAIN_LATER, NOT_STORED)
                 return

@@ -36,7 +36,9 @@ variable                    default    meaning
                                        never says the tab closed (jupyter-server-proxy), a
                                        stream nobody reads is held this long at most
 ``MAX_REPLY_SECONDS``       600        a generation that runs longer ends with an error event
-                                       (the upstream's cost, whether anyone reads or not)
+                                       (the upstream's cost, whether anyone reads or not); a
+                                       takeover starts the clock again, so a reply lasts at
+                                       most (MAX_TAKEOVERS + 1) times this
 ``SESSION_MAX_AGE``         2592000    seconds a session cookie is accepted after it was made
                                        (30 days; the server checks, not only the browser)
 ==========================  =========  ====================================================

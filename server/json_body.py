@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["MAX_DEPTH", "BadBody", "json_model", "parse_json", "read_body", "read_json"]
+__all__ = [
+    "MAX_DEPTH",
+    "BadBody",
+    "json_model",
+    "openapi_body",
+    "parse_json",
+    "read_body",
+    "read_json",
+]
 
 M = TypeVar("M", bound=BaseModel)
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -84,6 +92,26 @@ def json_model(model: type[M], *, limit: int) -> Callable[[Request], Coroutine[A
             raise HTTPException(422, errors) from None
 
     return read
+
+
+def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The ``requestBody`` of a route that reads `model` with `json_model`, for its
+    ``openapi_extra=``: FastAPI cannot see a body a dependency reads, and without this the
+    schema (``/docs``, schemathesis) would say the route takes none. Nested models inlined."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    json_schema = {"schema": inline(schema)}
+    return {"requestBody": {"required": True, "content": {"application/json": json_schema}}}
 
 
 def parse_json(body: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:

@@ -34,7 +34,7 @@ APPS = {
     "fastapi_streams": (
         "server.apps.fastapi_streams:app",
         {},
-        "/native/chat?delay=0",
+        "/chat?delay=0",
         '{"message": %s}',
     ),
     "llm_relay": (

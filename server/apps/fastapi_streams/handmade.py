@@ -7,7 +7,8 @@
 - `GET /fake-llm?delay=0.05` the seeds' fake LLM: one character per event, then `[DONE]`.
 - `GET /sync-vs-async/sync` and `/sync-vs-async/async` the same slow stream from a sync
   generator (runs in the threadpool) and from an async one that calls `time.sleep` (blocks
-  the event loop), and `GET /ping`, whose latency shows the difference.
+  the event loop), and `GET /ping`, whose latency shows the difference. `n × delay` is at
+  most `MAX_BLOCK` seconds (a 400 above it): the async one stalls every client that long.
 - `GET /ping-sync` the same answer from a plain `def` endpoint: it needs a worker thread, so it
   waits while sync generators hold all 40 of them.
 """
@@ -18,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from server.apps.fastapi_streams.observability import STATS
@@ -80,11 +81,29 @@ def fake_llm(delay: Annotated[float, Query(ge=0, le=5)] = 0.05) -> StreamingResp
 
 
 # Sync vs async generators, who blocks whom: the same slow stream twice.
-@handmade.get("/sync-vs-async/sync")
-def slow_sync(
+MAX_BLOCK = 2.0
+"""Seconds one demo stream may sleep in all: the async one blocks the whole server that long."""
+
+
+def slow_stream(
     n: Annotated[int, Query(ge=1, le=100)] = 4,
     delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
-) -> StreamingResponse:
+) -> tuple[int, float]:
+    """Dependency: `n` sleeps of `delay` seconds, refused (400) if they add up to over
+    `MAX_BLOCK`: without it one GET of the async demo could stall the app for 500 s."""
+    if n * delay > MAX_BLOCK:
+        raise HTTPException(
+            400,
+            f"n × delay is {n * delay:g} s: at most {MAX_BLOCK:g} s (MAX_BLOCK), since the "
+            "async demo blocks every client of the server that long; lower n or delay",
+        )
+    return n, delay
+
+
+@handmade.get("/sync-vs-async/sync")
+def slow_sync(sleeps: Annotated[tuple[int, float], Depends(slow_stream)]) -> StreamingResponse:
+    n, delay = sleeps
+
     def generate() -> Iterator[bytes]:
         for i in range(1, n + 1):
             time.sleep(delay)  # fine: this runs in a worker thread
@@ -94,10 +113,9 @@ def slow_sync(
 
 
 @handmade.get("/sync-vs-async/async")
-def slow_async(
-    n: Annotated[int, Query(ge=1, le=100)] = 4,
-    delay: Annotated[float, Query(ge=0, le=5)] = 0.5,
-) -> StreamingResponse:
+def slow_async(sleeps: Annotated[tuple[int, float], Depends(slow_stream)]) -> StreamingResponse:
+    n, delay = sleeps
+
     async def generate() -> AsyncIterator[bytes]:
         for i in range(1, n + 1):
             time.sleep(delay)  # the bug on purpose: blocks the event loop, every client waits

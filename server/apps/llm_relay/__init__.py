@@ -45,7 +45,7 @@ from pydantic import BaseModel, Field
 
 from server.apps.llm_relay.heartbeat import HeartbeatResponse
 from server.apps.llm_relay.relay import chat_events, log, relay_events, upstream_chunks
-from server.json_body import json_model
+from server.json_body import json_model, openapi_body
 from server.llm.config import (
     CONNECT_TIMEOUT,
     LOCAL_KEY,
@@ -123,7 +123,7 @@ async def chat_get(
 conversation_body = json_model(Conversation, limit=4 * 20_000 * 100 + 65_536)
 
 
-@app.post("/chat")
+@app.post("/chat", openapi_extra=openapi_body(Conversation))
 async def chat_post(
     request: Request, conversation: Annotated[Conversation, Depends(conversation_body)]
 ) -> HeartbeatResponse:

@@ -20,6 +20,7 @@ from typing import Any
 import httpx2
 import pytest
 import redis as redis_sync
+from conftest import wait_until
 
 from server.course.cluster import shutdown_redis
 from server.course.launcher import LauncherError, Server, start_app, start_redis
@@ -142,3 +143,21 @@ def test_a_websocket_message_redis_cannot_take_closes_with_try_again_later(redis
 
         code, reason = asyncio.run(send_during_outage())
     assert code == 1013 and reason and "NOT stored" in reason, (code, reason)
+
+
+def test_a_worker_says_it_cannot_reach_a_hung_redis_within_seconds(redis: Server) -> None:
+    """The follower's XREAD waited redis-py's 10 s socket timeout, retried once: for 20 s a
+    worker whose Redis hung said healthy, and its streams' heartbeats said `ping`."""
+    env = {"BROKER": "streams", "REDIS_URL": redis.url}
+    with start_app("server.apps.broadcast:app", env=env) as app:
+
+        def healthy() -> bool:
+            return bool(httpx2.get(app.url + "/", timeout=PATIENCE).json()["healthy"])
+
+        wait_until(healthy, "healthy at start")
+        os.kill(redis.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: not healthy(), "unhealthy with Redis hung", deadline=10)
+        finally:
+            os.kill(redis.pid, signal.SIGCONT)
+        wait_until(healthy, "healthy again once Redis answers")

@@ -37,6 +37,9 @@ RECONNECT_EVERY = 0.5
 # hung (SIGSTOP, a stuck disk) rather than down accepts the connection and never answers:
 # without this bound a publish waited for the socket timeout, twice, before its 503.
 COMMAND_TIMEOUT = 2.0
+# Seconds the follower's blocking read may wait for an answer: above its BLOCK (streams: 2 s),
+# so a hung Redis is noticed (the worker says unhealthy) within seconds, not redis-py's 10 x 2.
+FOLLOW_TIMEOUT = 5.0
 # The most past messages one new client may ask for (`?history=K`): a request for the whole
 # stream (`STREAM_MAXLEN` entries of up to 64 KB) would read hundreds of MB into memory at once.
 HISTORY_MAX = 500
@@ -119,7 +122,9 @@ class RedisFollower:
         backoff = ExponentialBackoff(cap=0.05, base=0.01)
         only_reconnect = Retry(backoff, retries=1, supported_errors=(RedisConnectionError,))
         self.redis = connect(redis_url, socket_timeout=COMMAND_TIMEOUT, retry=only_reconnect)
-        self.follower_redis = connect(redis_url)
+        self.follower_redis = connect(
+            redis_url, socket_timeout=FOLLOW_TIMEOUT, retry=only_reconnect
+        )
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

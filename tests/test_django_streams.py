@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 from server.apps.django_streams.views import countdown_plan, events_plan
-from server.clients.arrivals import event_arrivals, spread
+from server.clients.arrivals import Arrival, event_arrivals, spread
 from server.course.launcher import Server, start_gunicorn
 from server.seed_texts import LIFTOFF
 from server.sse import Decoder
@@ -329,9 +329,15 @@ def test_the_log_tail_sends_each_line_as_it_is_written(
                 file.write(" line\n")
                 file.flush()
 
+    # The writing starts once the first line has arrived (the tail is following the file), not
+    # at a time that a loaded machine's slow request could outlast.
     writer = threading.Thread(target=write)
-    writer.start()
-    seen = event_arrivals(f"{server.url}/log-tail?limit=3")
+
+    def start_writing(arrival: Arrival) -> None:
+        if arrival.event.data == "first":
+            writer.start()
+
+    seen = event_arrivals(f"{server.url}/log-tail?limit=3", on_arrival=start_writing)
     writer.join()
     assert [a.event.data for a in seen] == ["first", "second line", "third line"]
     assert seen[2].seconds - seen[0].seconds > 0.8, "each line came as it was written"

@@ -65,7 +65,9 @@ def app(request: pytest.FixtureRequest) -> Iterator[tuple[Server, str, str]]:
 def test_a_hostile_body_is_a_4xx_that_says_why(app: tuple[Server, str, str], hostile: str) -> None:
     server, path, shape = app
     body: Callable[[str], bytes] = HOSTILE[hostile]
-    headers = {"Content-Type": "application/json"}
+    # A key for fake_openai, which checks it first (401) and would never read the body; the
+    # other apps ignore it.
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-test"}
     with httpx2.Client(base_url=server.url, timeout=30) as client:
         response = client.post(path, content=body(shape), headers=headers)
         assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])

@@ -15,7 +15,8 @@ parse every byte it sends:
 What it answers and how fast is in `model`; what it refuses, and how, in `errors`: a missing
 or rejected key is a 401 (``BAD_KEY``, "sk-invalid…", is always rejected), a body that is not a
 JSON object or a field of the wrong type is the 400 the real API sends, so the `openai`
-client raises `BadRequestError` saying what was wrong.
+client raises `BadRequestError` saying what was wrong (a body over 1 MiB is a 413). Bodies are
+read with `server.json_body`: a lone surrogate or 3,000-deep nesting is a 400, not a 500.
 
 Timing and faults are set per request with extra headers (``extra_headers=`` on a call,
 ``default_headers=`` on a client), or for every request with the server process's environment
@@ -45,6 +46,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -63,7 +65,7 @@ MODELS = ("fake-llm", "gpt-4o-mini")
 
 
 async def models(request: Request) -> Response:
-    request.app.state.stats.add(GENERATIONS, "requests")
+    request.state.stats.add(GENERATIONS, "requests")
     if (rejected := check_key(request)) is not None:
         return rejected
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "sse-course"} for m in MODELS]
@@ -72,12 +74,12 @@ async def models(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     """``{"active", "finished", "cancelled", "failed", "requests", "tokens"}``: what ran."""
-    counts = {"requests": 0, "tokens": 0} | request.app.state.stats.counts(GENERATIONS)
+    counts = {"requests": 0, "tokens": 0} | request.state.stats.counts(GENERATIONS)
     return JSONResponse(counts)
 
 
 async def reset_stats(request: Request) -> Response:
-    request.app.state.stats.reset()
+    request.state.stats.reset()
     return await stats(request)
 
 
@@ -89,15 +91,17 @@ async def index(request: Request) -> Response:
 
 
 @asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Read the environment's knobs once, at startup: a malformed one stops the server here."""
-    app.state.knobs = Knobs().override(os.environ, Knobs.variable)
-    yield
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    """The server's state, in Starlette's lifespan state (each request's `request.state`): the
+    environment's knobs, read once, so a malformed one stops the server here; the statistics;
+    the counter behind response ids."""
+    knobs = Knobs().override(os.environ, Knobs.variable)
+    yield {"knobs": knobs, "stats": StreamStats(), "ids": itertools.count(1)}
 
 
 def create_app() -> Starlette:
-    """A fresh server with its own statistics (tests may build several)."""
-    app = Starlette(
+    """A fresh server: its statistics and ids start anew with each start (tests run several)."""
+    return Starlette(
         routes=[
             Route("/", index),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -109,9 +113,6 @@ def create_app() -> Starlette:
         exception_handlers={InvalidRequest: invalid_request},
         lifespan=lifespan,
     )
-    app.state.stats = StreamStats()
-    app.state.ids = itertools.count(1)
-    return app
 
 
 app = create_app()

@@ -59,11 +59,11 @@ async def chat_completions(request: Request) -> Response:
         "total_tokens": prompt + len(tokens),
     }
     base = {
-        "id": f"chatcmpl-fake{next(request.app.state.ids):06d}",
+        "id": f"chatcmpl-fake{next(request.state.ids):06d}",
         "created": int(time.time()),
         "model": model,
     }
-    generation = Generation(request.app.state.stats, knobs, tokens)
+    generation = Generation(request.state.stats, knobs, tokens)
 
     if not stream:
         if knobs.fail_after is not None:

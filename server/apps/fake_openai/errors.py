@@ -16,7 +16,6 @@ app's exception handler (`invalid_request`) turns that into the 400.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.apps.fake_openai.model import GENERATIONS, Knobs
+from server.json_body import BadBody, parse_json, read_body
 
 BAD_KEY = "sk-invalid"
 JSON_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
@@ -41,16 +41,19 @@ def error_body(
 class InvalidRequest(Exception):
     """A request the real API would refuse with a 400, and why."""
 
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, param: str | None = None, code: str | None = None, status: int = 400
+    ) -> None:
         super().__init__(message)
-        self.message, self.param, self.code = message, param, code
+        self.message, self.param, self.code, self.status = message, param, code, status
 
 
 async def invalid_request(request: Request, error: Exception) -> Response:
-    """The app's handler for `InvalidRequest`: the 400 the `openai` client expects."""
+    """The app's handler for `InvalidRequest`: the 400 (413 for a body over `MAX_BODY`) the
+    `openai` client expects."""
     assert isinstance(error, InvalidRequest)
     body = error_body(error.message, "invalid_request_error", error.code, error.param)
-    return JSONResponse(body, 400)
+    return JSONResponse(body, error.status)
 
 
 # --- the body, field by field ----------------------------------------------------------------
@@ -61,21 +64,26 @@ def json_name(value: Any) -> str:
     return JSON_NAMES.get(type(value), type(value).__name__)
 
 
+MAX_BODY = 1 << 20
+"""Bytes in a request body: about twice the text gpt-4o-mini's 128k-token context holds."""
+
+
 async def json_object(request: Request) -> dict[str, Any]:
-    """The request body, which must be a JSON object in UTF-8."""
-    raw = await request.body()
+    """The request body, which must be a JSON object in UTF-8, at most `MAX_BODY` bytes.
+
+    Read with `server.json_body`, so a lone surrogate (which no encoder can write back out),
+    3,000-deep nesting (a `RecursionError`) and an endless body are refusals, not 500s."""
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise InvalidRequest(
-            f"We could not parse the JSON body of your request: it is not valid UTF-8 "
-            f"(byte {raw[error.start]:#04x} at position {error.start})."
-        ) from None
-    except ValueError as error:
-        raise InvalidRequest(
-            f"We could not parse the JSON body of your request ({error}). The API expects "
-            "a JSON object: send it with json=... (httpx2) or let the openai client do it."
-        ) from None
+        body = parse_json(await read_body(request, MAX_BODY))
+    except BadBody as error:
+        hint = (
+            " The API expects a JSON object: send it with json=... (httpx2) or let the openai "
+            "client do it."
+            if "not valid JSON" in str(error)
+            else ""
+        )
+        message = f"We could not parse the JSON body of your request: {error}.{hint}"
+        raise InvalidRequest(message, status=error.status) from None
     if not isinstance(body, dict):
         raise InvalidRequest(
             f"Invalid type for the request body: expected an object, but got "
@@ -165,11 +173,11 @@ async def admit(request: Request) -> tuple[Knobs, dict[str, Any]] | Response:
 
     Returns the knobs and the body, or the response that refuses the request.
     """
-    request.app.state.stats.add(GENERATIONS, "requests")
+    request.state.stats.add(GENERATIONS, "requests")
     if (rejected := check_key(request)) is not None:
         return rejected
     try:
-        knobs = request.app.state.knobs.override(request.headers, Knobs.header)
+        knobs = request.state.knobs.override(request.headers, Knobs.header)
     except ValueError as error:
         raise InvalidRequest(str(error), code="invalid_header") from None
     if (rejected := injected_status(knobs.status, knobs.retry_after)) is not None:

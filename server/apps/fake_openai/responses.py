@@ -51,7 +51,7 @@ async def responses(request: Request) -> Response:
     incomplete = limit is not None and len(tokens) > limit
     if incomplete:
         tokens = tokens[:limit]
-    number = next(request.app.state.ids)
+    number = next(request.state.ids)
     response_id, item_id = f"resp_fake{number:06d}", f"msg_fake{number:06d}"
     prompt = count_tokens(given)
     usage = {
@@ -83,7 +83,7 @@ async def responses(request: Request) -> Response:
     done: dict[str, Any] = {"usage": usage}
     if incomplete:
         done["incomplete_details"] = {"reason": "max_output_tokens"}
-    generation = Generation(request.app.state.stats, knobs, tokens)
+    generation = Generation(request.state.stats, knobs, tokens)
 
     if not stream:
         if knobs.fail_after is not None:

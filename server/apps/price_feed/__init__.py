@@ -17,11 +17,12 @@ Every event is a JSON object ``{"id": 7, "published": 1700000000.123, "price": 1
 same machine subtracts it from its own ``time.time()`` on arrival to get the delivery delay.
 
 Configuration comes from the environment, since there is one publisher per process:
-``EVENT_RATE`` (mean events per second, default 0.5; 0 = publish only on POST /publish),
-``EVENT_SEED`` (default 0) and ``EVENT_HISTORY`` (events kept, default 10000). The gaps between
-events are exponential (a Poisson process, the usual model of "things happen at random") drawn
-from ``random.Random(seed)``, on an absolute schedule, so the same seed gives the same gaps
-and the same prices in every run.
+``EVENT_RATE`` (mean events per second, default 0.5, at most 1000; 0 = publish only on POST
+/publish), ``EVENT_SEED`` (default 0) and ``EVENT_HISTORY`` (events kept, default 10000, at most
+1,000,000), checked at start (`server.settings.number`: a bad one stops the app, naming it).
+The gaps between events are exponential (a Poisson process, the usual model of "things happen
+at random") drawn from ``random.Random(seed)``, on an absolute schedule, so the same seed gives
+the same gaps and the same prices in every run.
 
 Bad parameters get a 400 with a JSON ``detail`` that says what was wrong. A ``since`` older
 than the kept history gets 410 Gone: the events the client missed are no longer here, and
@@ -56,10 +57,13 @@ from server.apps.price_feed.event_log import (
     publish_forever,
 )
 from server.event_ids import parse_counter_id
+from server.settings import number
 from server.sse import comment, encode_json
 from server.sse_response import sse_response
 
 DEFAULT_RATE = 0.5  # events per second
+MAX_RATE = 1000.0  # more is a busy loop, not a price feed
+MAX_HISTORY = 1_000_000  # events kept: a Tick and its numbers take about 150 bytes
 DEFAULT_HOLD = 20.0  # how long /long-poll holds a request when the client names no timeout
 MAX_HOLD = 60.0
 MAX_DURATION = 3600.0
@@ -110,7 +114,7 @@ def _seconds(request: Request, name: str, default: float, *, most: float) -> flo
 
 
 async def status(request: Request) -> Response:
-    settings = request.app.state.settings
+    settings = request.state.settings
     return JSONResponse({"last_id": request.state.log.last_id, **settings}, headers=NO_CACHE)
 
 
@@ -207,17 +211,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        """The log and the settings, as each request's `request.state` (Starlette's way)."""
         log = EventLog(history)
         task = asyncio.create_task(publish_forever(log, rate, seed)) if rate else None
         try:
-            yield {"log": log}
+            yield {"log": log, "settings": {"rate": rate, "seed": seed, "history": history}}
         finally:
             if task is not None:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
 
-    app = Starlette(
+    return Starlette(
         routes=[
             Route("/", status),
             Route("/poll", poll),
@@ -228,15 +233,14 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=dict.fromkeys([HTTPException, *STATUS_OF], _error),
     )
-    app.state.settings = {"rate": rate, "seed": seed, "history": history}
-    return app
 
 
 def _from_env(env: Mapping[str, str] = os.environ) -> Starlette:
+    """The app the environment asks for; a bad setting stops it here, naming the variable."""
     return create_app(
-        rate=float(env.get("EVENT_RATE", DEFAULT_RATE)),
-        seed=int(env.get("EVENT_SEED", 0)),
-        history=int(env.get("EVENT_HISTORY", DEFAULT_HISTORY)),
+        rate=number(env, "EVENT_RATE", DEFAULT_RATE, low=0.0, high=MAX_RATE),
+        seed=number(env, "EVENT_SEED", 0, low=0),
+        history=number(env, "EVENT_HISTORY", DEFAULT_HISTORY, low=1, high=MAX_HISTORY),
     )
 
 

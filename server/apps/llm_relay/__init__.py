@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import openai
 from fastapi import Depends, FastAPI, Query, Request
@@ -80,7 +80,9 @@ class Conversation(BaseModel):
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    """The upstream, the settings and one client for all requests, as each request's
+    `request.state` (Starlette's lifespan state); a bad setting stops the relay here."""
     env = read_env()
     upstream, settings = upstream_from_env(env), Settings.from_env(env)
     log.info(
@@ -88,24 +90,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upstream.label, upstream.model, settings.heartbeat, settings.timeout,
         settings.max_retries,
     )  # fmt: skip
-    app.state.upstream, app.state.settings = upstream, settings
-    app.state.client = openai.AsyncOpenAI(
+    client = openai.AsyncOpenAI(
         base_url=upstream.base_url,
         api_key=upstream.api_key,
         timeout=openai.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT, settings.timeout)),
         max_retries=settings.max_retries,
     )
     try:
-        yield
+        yield {"upstream": upstream, "settings": settings, "client": client}
     finally:
-        await app.state.client.close()
+        await client.close()
 
 
 app = FastAPI(title="LLM relay", lifespan=lifespan)
 
 
 def stream_chat(request: Request, messages: list[dict[str, str]]) -> HeartbeatResponse:
-    state = request.app.state
+    state = request.state
     events = chat_events(state.client, state.upstream, messages)
     return HeartbeatResponse(events, state.settings.heartbeat)
 
@@ -134,8 +135,8 @@ async def chat_post(
 @app.get("/config")
 async def config(request: Request) -> dict[str, str | int | float]:
     """Which upstream and model the relay uses, and how long it waits (never the key)."""
-    upstream: Upstream = request.app.state.upstream
-    settings: Settings = request.app.state.settings
+    upstream: Upstream = request.state.upstream
+    settings: Settings = request.state.settings
     return {
         "upstream": upstream.label,
         "model": upstream.model,

@@ -45,7 +45,13 @@ HOLD = "mcp:hold"
 SESSION_HEADER = b"mcp-session-id"
 
 mcp = MCPServer("course-cluster", log_level="WARNING")  # not a line per request
-redis = aioredis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+# At most 32 connections, and a call waits for a free one: a few hundred held calls checking
+# `HOLD` at once would otherwise each open its own.
+redis = aioredis.Redis(
+    connection_pool=aioredis.BlockingConnectionPool.from_url(
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"), max_connections=32, timeout=30
+    )
+)
 
 
 @mcp.tool(structured_output=False)  # text only: no output schema for the client to check

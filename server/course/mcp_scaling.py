@@ -186,15 +186,19 @@ async def sdk_call(url: str, mode: str, steps: int, run: RunSignals) -> Call:
             call.worker = (message or "").removeprefix("worker ")
             run.first_progress()
 
+    stage = "connecting"
     try:
         with anyio.fail_after(CALL_DEADLINE):
             async with Client(f"{url}/mcp", mode=mode) as client:
+                stage = "new_job"
                 job = _text(await client.call_tool("new_job", {}))
                 if run.jobs is not None:
+                    stage = "waiting for the other calls' jobs"
                     await run.jobs.wait()
                 arguments = {"job": job, "steps": steps}
                 while call.result is None:
                     call.attempts += 1
+                    stage = f"count, attempt {call.attempts}"
                     try:
                         result = await client.call_tool(
                             "count", arguments, progress_callback=on_progress
@@ -208,7 +212,7 @@ async def sdk_call(url: str, mode: str, steps: int, run: RunSignals) -> Call:
                             raise RuntimeError(_text(result))
                         call.result = _text(result)
     except Exception as error:  # the outcome to count, whatever it was
-        call.problem = _reason(error)
+        call.problem = _reason(error) + ("" if call.result else f" ({stage})")
         if run.jobs is not None:
             await run.jobs.abort()  # the others are not to wait for this one's job
     return call
@@ -218,7 +222,7 @@ def _reason(error: BaseException) -> str:
     """The innermost error, named (the SDK's task groups wrap it in ExceptionGroups)."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
-    return f"{type(error).__name__}: {error}"[:120]
+    return f"{type(error).__name__}: {error}"[:100]
 
 
 def _text(result: Any) -> str:
@@ -339,14 +343,16 @@ async def scaling_run(
     step_seconds: float = 0.1,
     *,
     together: int = 1,
+    per_kill: int | None = None,
     hashed: bool = False,
 ) -> list[Tally]:
     """Lesson 12's table: five rows (six with `hashed`) of `calls` calls each (`calls` even).
 
-    The round-robin rows without a kill run `together` calls at a time (by default one:
-    round robin then alternates strictly, so every call meets it the same way); the others all
-    `calls` at once, and the two kill rows together: one SIGKILL finds both in flight.
-    `hashed` adds nginx's `hash $http_mcp_session_id consistent` (counts vary run to run)."""
+    The round-robin and hash rows run `together` calls at a time (by default one: round robin
+    then alternates strictly, so every call meets it the same way). The routed rows run
+    `per_kill` calls at a time (by default all), and the two kill rows run together, so that
+    one SIGKILL finds both in flight (worker A is restarted before each next batch). `hashed`
+    adds nginx's `hash $http_mcp_session_id consistent` (its counts vary from run to run)."""
     with mcp_clusters(step_seconds) as (workers, proxies), quiet_sdk():
         redis = aioredis.Redis.from_url(workers["redis"].url)
 
@@ -354,12 +360,12 @@ async def scaling_run(
             async with httpx2.AsyncClient(timeout=CALL_DEADLINE) as client:
                 return await historical_call(client, proxies["legacy"].url, steps)
 
-        def sdk(proxy: str, mode: str) -> Callable[[RunSignals], Awaitable[Call]]:
+        def sdk(proxy: str, mode: str) -> One:
             url = proxies[proxy].url
             return lambda run: sdk_call(url, mode, steps, run)
 
-        async def batches(one: Callable[[RunSignals], Awaitable[Call]]) -> list[Call]:
-            return [c for _ in range(calls // together) for c in await run_calls(together, one)]
+        async def batches(one: One, size: int = together) -> list[Call]:
+            return [c for _ in range(calls // size) for c in await run_calls(size, one)]
 
         old = await batches(historical)
         plain = await batches(sdk("round robin", SESSION_ERA))
@@ -368,20 +374,28 @@ async def scaling_run(
             Tally("2025-11-25 sessions", "round robin", "", plain),
         ]
         if hashed:
-            hashing = await run_calls(calls, sdk("hashed", SESSION_ERA))
+            hashing = await batches(sdk("hashed", SESSION_ERA))
             tallies.append(Tally("2025-11-25 sessions", "hash of session id", "", hashing))
-        routed = await run_calls(calls, sdk("routed", SESSION_ERA))
+        batch = per_kill or calls
+        routed = await batches(sdk("routed", SESSION_ERA), batch)
         # Both kill rows in flight together, held after their first step (`mcp_cluster.held`),
-        # and one SIGKILL for both.
-        await redis.set(HOLD, 1)
-        routed_kill, sessionless = await run_rows(
-            [
-                (calls, sdk("routed", SESSION_ERA), False),
-                (calls, sdk("round robin", SESSIONLESS), True),
-            ],
-            kill=workers["A"],
-            release=lambda: redis.delete(HOLD),
-        )
+        # and one SIGKILL for both; `per_kill` calls a row at a time, A restarted in between.
+        routed_kill: list[Call] = []
+        sessionless: list[Call] = []
+        for n in range(calls // batch):
+            if n:
+                await asyncio.to_thread(workers["A"].restart)
+            await redis.set(HOLD, 1)
+            session_era, modern = await run_rows(
+                [
+                    (batch, sdk("routed", SESSION_ERA), False),
+                    (batch, sdk("round robin", SESSIONLESS), True),
+                ],
+                kill=workers["A"],
+                release=lambda: redis.delete(HOLD),
+            )
+            routed_kill += session_era
+            sessionless += modern
         await redis.aclose()
     return [
         *tallies,

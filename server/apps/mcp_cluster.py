@@ -10,11 +10,12 @@ One app serves both Streamable HTTP shapes, because the SDK routes each POST by 
 Two tools. `new_job` mints a handle (the 2026-07-28 changelog: "Servers that need cross-call
 state use explicit, server-minted handles passed as ordinary tool arguments"); `count` counts
 a job up to `steps`, one step every `MCP_STEP_SECONDS`, reporting progress with this worker's
-name, and keeps the step reached in Redis under the handle (and waits after each step while
-the key `mcp:hold` exists: `server.course.mcp_scaling` holds every call there to kill a
-worker with all of them in flight). A call re-issued after its worker
+name, and keeps the step reached in Redis under the handle. A call re-issued after its worker
 died goes on from that step on whichever worker gets it, so the progress a client sees never
-goes back.
+goes back. (It also waits after each step while the key `mcp:hold` exists:
+`server.course.mcp_scaling` holds every call there, to kill a worker with all of them in
+flight.) Two calls of one job at the same time are not guarded against: here a job is
+counted again only once its first worker is dead.
 
 `named_sessions` is the session era's routing aid: it writes this worker's name in front of
 every session id it mints (`A.3f2c...`) and takes it off again on the way in, so that nginx

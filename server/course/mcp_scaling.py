@@ -17,14 +17,16 @@ then a result) many times through nginx in front of two uvicorn workers, and cou
 3. Sessionless (2026-07-28, `mode="2026-07-28"`), plain round robin, the same kill. The
    2026-07-28 changelog: "A broken response stream loses the in-flight request; clients MUST
    re-issue it as a new request with a new request ID." The client here re-issues `count` when
-   the SDK reports the stream closed without an answer (code CONNECTION_CLOSED), at most
-   `MAX_ATTEMPTS` times, and nothing else; the job's step lives in Redis under a handle from
-   `new_job`, so the re-issued call goes on from there on the other worker. nginx may pass a
-   POST on to the other worker too (`RETRY_POSTS`).
+   the SDK reports the stream closed without an answer (code CONNECTION_CLOSED), up to
+   `MAX_ATTEMPTS` attempts in all, and nothing else; the job's step lives in Redis under a
+   handle from `new_job`, so the re-issued call goes on from there on the other worker. nginx
+   may pass a POST on to the other worker too (`RETRY_POSTS`).
 
-The kill is deterministic: worker A is killed by pid once every call has received its first
-progress notification, while each still has most of its steps to go. Nothing here is timed;
-`bench/bench_mcp_workers.py` runs it with more calls and writes the counts as JSON.
+The kill is deterministic: while the Redis key `HOLD` exists, every `count` waits after each
+step; the run sets it, SIGKILLs worker A by pid once every call has received its first
+progress notification, then deletes it. So every call is in flight at the kill, however
+loaded the machine. Nothing here is timed; `bench/bench_mcp_workers.py` runs it with more
+calls and writes the counts as JSON.
 
     tallies = await scaling_run(calls=8)
     print(scaling_table(tallies))

@@ -40,9 +40,13 @@ def started() -> Iterator[list[Server]]:
 
 
 def _stack(
-    started: list[Server], broker: str, redis: Server | None = None, upstream: str = ""
+    started: list[Server],
+    broker: str,
+    redis: Server | None = None,
+    upstream: str = "",
+    **settings: str,
 ) -> tuple[dict[str, Server], Server]:
-    env = {**FAST, "BROKER": broker, **({"REDIS_URL": redis.url} if redis else {})}
+    env = {**FAST, "BROKER": broker, **({"REDIS_URL": redis.url} if redis else {}), **settings}
     workers = start_workers(APP, "AB", env=env)
     started.extend(workers.values())
     nginx = start_nginx(upstreams(workers), upstream=upstream)
@@ -120,19 +124,20 @@ def test_kills_lose_messages_with_pubsub_and_none_with_streams(
 def test_a_stalled_client_is_dropped_and_the_others_keep_their_pace(
     started: list[Server], redis: Server
 ) -> None:
-    workers, nginx = _stack(started, "streams", redis)
+    # A send timeout of 8 s: a room that waited on the stalled client's write would hold
+    # deliveries for seconds, far from the healthy listeners' tens of ms (a few hundred under
+    # load). The hub drops the stalled client a queue behind, long before the deadline.
+    workers, nginx = _stack(started, "streams", redis, SEND_TIMEOUT="8")
     urls = [worker.url for worker in workers.values()]
-    run = asyncio.run(slow_client_run(nginx.url, urls, redis.url))
-    again = asyncio.run(slow_client_run(nginx.url, urls, redis.url))  # counts from its start
+    run = asyncio.run(slow_client_run(nginx.url, urls, redis.url, send_timeout=8))
+    again = asyncio.run(slow_client_run(nginx.url, urls, redis.url, send_timeout=8))  # its own t=0
     assert again.dropped_after is not None and again.dropped_after > 0.5, again.dropped_after
     assert run.dropped_while_publishing() and run.closed, run.dropped_after
     assert 0 < run.stalled_bytes < 450 * 30_000, "it got what fit in the buffers, not all"
-    # Nobody else waited: a room that waited on the stalled client's write would hold every
-    # delivery for up to the send timeout (2 s), the p99 of those published in the window before
-    # the drop with it; the healthy listeners' is tens of ms (a few hundred on a loaded
-    # machine). The bound is the outcome's, not a comparison of two measured latencies.
+    # Nobody else waited: the healthy listeners' p99 in the window before the drop is bounded
+    # by what waiting would cost (up to the send timeout), not compared with another latency.
     p99 = run.p99()
-    assert p99["before the drop"] < run.send_timeout / 2, p99
+    assert p99["before the drop"] < run.send_timeout / 4, p99
     stats = worker_stats(workers)
     assert all(s["hub"]["most_waiting"] <= s["queue_size"] for s in stats.values())
 

@@ -11,11 +11,19 @@ export JUPYTER_PLATFORM_DIRS := 1
 .PHONY: setup lab test test-quick test-unit test-solutions test-notebooks lint notebooks solutions bench preflight check catch-up progress
 
 # Most of a test's time is spent waiting (a server starting, a stream paced by its sleeps), not
-# computing, so tests and notebooks run in parallel pytest workers (pytest-xdist). `loadfile`
-# keeps a module's tests, and so its stack started once, in one worker; a notebook's cells in
-# one kernel. WORKERS=1 runs everything in order, as before.
+# computing, so tests and notebooks run in parallel pytest workers (pytest-xdist). A module's
+# tests go to one worker, so its stack starts once (`loadgroup`: tests/conftest.py groups them,
+# except bench smokes and stage checks, which share nothing and go one by one), slowest kind
+# first; a notebook's cells run in one kernel (`loadfile`). `make test` runs lint, the tests and
+# both notebook groups at the same time, each group's output shown when it ends: the notebooks
+# fill the tests' waits. WORKERS=1 runs everything in one process, in order, as before.
 WORKERS ?= 4
-XDIST = $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
+NB_WORKERS ?= 2
+XDIST = $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist loadgroup --no-loadscope-reorder)
+NB_XDIST = $(if $(filter 1,$(WORKERS)),,-n $(NB_WORKERS) --dist loadfile)
+# make 3.81 (macOS's) has no --output-sync: there the groups' lines interleave.
+OUTPUT_SYNC = $(if $(filter output-sync,$(.FEATURES)),--output-sync=target)
+TOGETHER = $(if $(filter 1,$(WORKERS)),,-j 4 $(OUTPUT_SYNC))
 
 setup:  ## the virtualenv, the pinned packages, nginx and redis-server
 	@tools/setup.sh
@@ -25,7 +33,7 @@ lab: setup  ## set up, then open the course in JupyterLab
 
 test:  ## set up, then run every check CI runs
 	@tools/setup.sh chromium
-	$(MAKE) --no-print-directory lint test-unit test-solutions test-notebooks
+	$(MAKE) --no-print-directory $(TOGETHER) lint test-unit test-solutions test-notebooks
 
 test-quick:  ## the edit-test loop: lint and the tests without browsers, bench runs and stage checks
 	$(VENV)/bin/ruff check .
@@ -45,10 +53,10 @@ test-unit:  ## unit, end-to-end and browser tests of server/, with branch covera
 	$(PY) -m coverage report --include=server/sse.py --fail-under=100
 
 test-solutions:  ## the solved notebooks, outputs compared with the committed ones
-	$(PYTEST) $(XDIST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
+	$(PYTEST) $(NB_XDIST) $(NBVAL) --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 
 test-notebooks:  ## the learner copies, no exercise done, run for errors
-	$(PYTEST) $(XDIST) $(NBVAL) --nbval-lax notebooks
+	$(PYTEST) $(NB_XDIST) $(NBVAL) --nbval-lax notebooks
 
 notebooks:  ## regenerate the learner copies from solutions/
 	$(PY) tools/make_learner.py

@@ -18,6 +18,39 @@ machine, and still a failure rather than a hang when the thing never happens."""
 
 Waiter = Callable[..., float]
 
+SLOW_KINDS = ("bench", "stage", "browser")
+"""Markers of the tests that take longest, slowest kind first: a bench smoke runs a benchmark
+(the capacity one for minutes), a stage check starts a learner's whole stack several times, a
+browser test drives Chromium."""
+
+ON_THEIR_OWN = ("bench", "stage")
+"""Tests that start everything they need and share nothing with their module (a subprocess, a
+stage check in a folder of its own): parallel workers take them one by one."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Hand parallel workers (`make`: `--dist loadgroup --no-loadscope-reorder`) the slowest
+    work first, and keep each module's tests, so its stack started once, on one worker.
+
+    A module's tests are one group, except the ones that stand on their own: the bench smokes
+    of tests/test_bench_runs.py took 13 minutes in a row on one worker, longer than all the
+    rest of the suite on the other three. Groups go out slowest kind first, then by their
+    number of tests (xdist's own order, which put the stage checks last): work of minutes
+    handed out last runs alone while the other workers idle."""
+    kind: dict[str, int] = {}
+    count: dict[str, int] = {}
+    groups: dict[pytest.Item, str] = {}
+    for item in items:
+        alone = any(item.get_closest_marker(name) for name in ON_THEIR_OWN)
+        group = groups[item] = item.nodeid if alone else item.nodeid.split("::")[0]
+        if not alone:
+            item.add_marker(pytest.mark.xdist_group(group))
+        marked = [n for n, name in enumerate(SLOW_KINDS) if item.get_closest_marker(name)]
+        kind[group] = min([kind.get(group, len(SLOW_KINDS)), *marked])
+        count[group] = count.get(group, 0) + 1
+    items.sort(key=lambda item: (kind[g := groups[item]], -count[g], g))
+
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Server]]:

@@ -44,6 +44,15 @@ def broken(tmp_path: Path, file: str, *edits: tuple[str, str]) -> Path:
     return folder
 
 
+def first_miss(stage: int, folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Check `folder` at `stage`, which must fail (and not by a checker bug): its ❌ line, and
+    the whole report for the assertion's message."""
+    assert not check_stage(stage, folder)
+    out = capsys.readouterr().out
+    assert CHECKER_BUG not in out, out
+    return next(line for line in out.splitlines() if line.startswith("❌")), out
+
+
 def reference_and_stubs(stage: int) -> tuple[Test, Test]:
     """The two tests every stage has: the reference passes; the stubs fail with a hint."""
     marks = [getattr(pytest.mark, need) for need in getattr(stage_module(stage), "NEEDS", ())]

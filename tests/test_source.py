@@ -23,7 +23,7 @@ def test_a_function_comes_with_the_comment_above_it(tmp_path: Path) -> None:
     [
         ("app.js", "chat", "async function chat(message) {"),
         ("app.js", "connectWithRetry", "function connectWithRetry(url, {"),
-        ("sse.js", "readEvents", "export async function* readEvents(response, parser = new EventStreamParser()) {"),
+        ("sse.js", "readEvents", "export async function* readEvents(response, parser = "),
     ],
 )
 def test_the_lessons_functions_are_found(script: str, name: str, opening: str) -> None:

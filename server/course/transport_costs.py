@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx2
 
-from server.apps.ws_chat import UVICORN_ARGS
 from server.clients.byte_meter import CountingTransport, Meter
 from server.clients.chat_transports import over_sse, over_websocket
 from server.clients.load import HeldStreams
@@ -184,8 +183,7 @@ async def measure(
 def fresh_worker(transport: str, tokens: int) -> Iterator[Server]:
     """A chat worker that served nothing yet (memory is measured best on such a process)."""
     env = {"BROKER": "memory", "TOKEN_DELAY": "0", "QUEUE_SIZE": str(tokens + 100)}
-    args = UVICORN_ARGS  # as deployed: frames over what the app accepts refused by uvicorn
-    with start_app(APP, env=env, args=args, name=f"bench-{transport.lower()}") as server:
+    with start_app(APP, env=env, name=f"bench-{transport.lower()}") as server:
         yield server
 
 

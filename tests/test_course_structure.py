@@ -169,3 +169,44 @@ def test_no_module_is_much_over_300_lines() -> None:
         for p in (ROOT / "server").rglob("*.py")
     }
     assert not {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}, sizes
+
+
+# The protocol core is sans-IO: bytes in, events out, nothing that reads a socket, a clock or a
+# file, so it runs the same under any server, client or test (h11's rule). Only these imports.
+PURE_CORE = {"server/sse.py", "server/event_ids.py"}
+PURE_IMPORTS = {
+    "__future__",
+    "codecs",
+    "contextlib",
+    "dataclasses",
+    "json",
+    "re",
+    "types",
+    "typing",
+}
+
+
+def _imports_of(source: str) -> set[str]:
+    """The top-level modules `source` imports."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." if node.level else (node.module or "").split(".")[0])
+    return names
+
+
+def test_the_protocol_core_imports_nothing_that_does_io() -> None:
+    impure = {
+        path: sorted(_imports_of((ROOT / path).read_text()) - PURE_IMPORTS) for path in PURE_CORE
+    }
+    assert not {path: names for path, names in impure.items() if names}, impure
+
+
+def test_the_purity_check_sees_an_io_import() -> None:
+    """The check above is not blind: a deliberate `import asyncio` (or a relative or a server
+    import) in the core is seen."""
+    core = (ROOT / "server/sse.py").read_text()
+    for line in ("import asyncio", "from . import sse_response", "from server import settings"):
+        assert _imports_of(core + "\n" + line + "\n") - PURE_IMPORTS, line

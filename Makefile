@@ -66,7 +66,7 @@ solutions:  ## re-execute the solved notebooks in place (then review the diff)
 
 preflight:  ## before a workshop, on the hub image: the environment, the hub path, two learners at once
 	$(PY) -m server.course.doctor
-	$(PYTEST) tests/test_hub.py -q
+	$(PYTEST) tests/test_jupyterhub_proxy.py -q
 
 # The build-it stages: your chat in notebooks/mychat, checked on real servers (lessons 04-11).
 PROJECT ?= notebooks/mychat

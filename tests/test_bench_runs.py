@@ -104,3 +104,12 @@ def test_the_workshop_bench_runs() -> None:
         assert expected in out, out
     rows = [line.split() for line in out.splitlines() if line.startswith("home ")]
     assert len(rows) == 2 and all(row[-2:] == ["0", "0"] for row in rows), out
+
+
+@pytest.mark.nginx
+@pytest.mark.redis
+def test_the_mcp_workers_bench_runs() -> None:
+    """It exits 1 if a call is lost where none may be, or a kill cut no call: run() checks that."""
+    out = run("bench/bench_mcp_workers.py", "--smoke", timeout=120)
+    for expected in ("2024-11-05", "hash of session id", "2026-07-28 sessionless", "A mid-call"):
+        assert expected in out, out

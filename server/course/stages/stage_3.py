@@ -17,7 +17,8 @@ browser behaviours run. The whole check takes 17 s on this 2-core machine at a l
 34 s at 10 to 12; the stubs fail in about 5 s, before Chromium starts.
 
 The restart is checked directly, not through the proxy: behind jupyter-server-proxy a server
-that is down is a 5xx, which closes an `EventSource` for good (tests/test_jupyterhub_proxy.py shows it).
+that is down is a 5xx, which closes an `EventSource` for good
+(tests/test_jupyterhub_proxy.py shows it).
 Last in the browser, axe-core (`server.course.axe`) scans the page after the countdown: a
 violation of impact serious or critical (an unlabelled control, text too pale to read) misses.
 """

@@ -326,6 +326,7 @@ def test_held_sockets_count_every_message(chat: Server) -> None:
             assert held.opened == 10
             httpx2.post(f"{chat.url}/messages", json={"text": "x"})
             assert await held.wait_for_messages(ONE_REPLY, DEADLINE)
+            assert await held.wait_for_close(DEADLINE)  # ?limit= closes each after the reply
         return held
 
     held = asyncio.run(scenario())

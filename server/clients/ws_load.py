@@ -16,6 +16,7 @@ import base64
 import io
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.clients.http_raw import build_request, read_head, websocket_accept
@@ -90,11 +91,22 @@ class HeldSockets:
 
     async def wait_for_messages(self, count: int, timeout: float) -> bool:
         """Wait until every socket still open has `count` messages; False on timeout."""
+        return await self._wait(
+            lambda r: r.messages < count and r.error is None and not r.closed, timeout
+        )
+
+    async def wait_for_close(self, timeout: float) -> bool:
+        """Wait until the server has closed every socket that did not fail; False on timeout.
+
+        Leaving the `async with` cancels the readers, so a close frame still on its way would
+        go unread: wait for it first when the test is about the server closing."""
+        return await self._wait(lambda r: r.error is None and not r.closed, timeout)
+
+    async def _wait(self, waiting: Callable[[SocketRecord], bool], timeout: float) -> bool:
+        """Wait until no record is `waiting`; False on timeout."""
         try:
             async with asyncio.timeout(timeout):
-                while any(
-                    r.messages < count and r.error is None and not r.closed for r in self.records
-                ):
+                while any(waiting(r) for r in self.records):
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:

@@ -204,6 +204,18 @@ def test_the_protocol_core_imports_nothing_that_does_io() -> None:
     assert not {path: names for path, names in impure.items() if names}, impure
 
 
+# `server/*.py` itself is the standard-library core (the protocol, ids, settings, counters);
+# the web glue lives in `server/asgi/`, Redis in `server/redis_client.py`, the one exception.
+def test_the_top_level_of_server_is_standard_library_only() -> None:
+    allowed = set(sys.stdlib_module_names) | {"server", "."}
+    impure = {
+        path.name: sorted(_imports_of(path.read_text()) - allowed)
+        for path in (ROOT / "server").glob("*.py")
+        if path.name != "redis_client.py"
+    }
+    assert not {name: names for name, names in impure.items() if names}, impure
+
+
 def test_the_purity_check_sees_an_io_import() -> None:
     """The check above is not blind: a deliberate `import asyncio` (or a relative or a server
     import) in the core is seen."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.json_body import MAX_DEPTH, BadBody, nesting, parse_json
+from server.asgi.json_body import MAX_DEPTH, BadBody, nesting, parse_json
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from server.asgi.sse_response import sse_response
 from server.clients.lambda_invoke import invoke, url_event
 from server.sse import Decoder, Event, encode
-from server.sse_response import sse_response
 
 PAUSE = 0.1
 written: list[float] = []

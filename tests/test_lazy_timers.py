@@ -16,8 +16,8 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
+from server.asgi.send_deadline import SendDeadline
 from server.fanout.hub import Dropped, Hub, Message
-from server.send_deadline import SendDeadline
 
 SLACK = 2.0  # seconds a loaded 2-core machine may add to a timer
 

@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from server.asgi.json_body import BadBody
+from server.asgi.refusals import Refusal, Refused, refusal_handlers
 from server.idempotency import BadIdempotencyKey, idempotency_key
-from server.json_body import BadBody
-from server.refusals import Refusal, Refused, refusal_handlers
 
 
 class Unavailable(Exception):

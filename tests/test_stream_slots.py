@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 import httpx2
 import pytest
 
+from server.asgi.stream_slots import Slots, released_after
 from server.course.launcher import Server, start_app, start_command
-from server.stream_slots import Slots, released_after
 
 
 def test_a_slot_is_taken_only_while_one_is_free_and_given_back() -> None:

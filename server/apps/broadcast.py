@@ -28,11 +28,11 @@ Behaviour at the edges, each one a decision:
   the streams would have every client reconnect into the same outage. The heartbeat comment
   says `waiting for redis`, for whoever reads the wire.
 - A listener that falls a whole queue behind is dropped by the hub; one whose socket accepts
-  nothing for `SEND_TIMEOUT` seconds is dropped by `server.send_deadline`. Either way its
+  nothing for `SEND_TIMEOUT` seconds is dropped by `server.asgi.send_deadline`. Either way its
   memory is freed and the other listeners never wait for it.
 
 Every refusal is a JSON `{"detail", "error"}` saying what is wrong and how to fix it
-(`server.refusals`: the domain raises, `REFUSALS` maps each error to its status once).
+(`server.asgi.refusals`: the domain raises, `REFUSALS` maps each error to its status once).
 
 The stream, the settings and the broker's lifespan are the room's, shared with lesson 10's
 chat (`server.fanout.serving`); per-app state is the lifespan's state dict. Settings, from the
@@ -56,11 +56,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.asgi.json_body import BadBody, parse_json, read_body
+from server.asgi.refusals import Refusal, refusal_handlers
 from server.fanout import Broker, BrokerUnavailable
 from server.fanout.serving import RoomSettings, room_events, room_lifespan, worker_header
 from server.idempotency import BadIdempotencyKey, idempotency_key
-from server.json_body import BadBody, parse_json, read_body
-from server.refusals import Refusal, refusal_handlers
 from server.stream_stats import StreamStats
 
 MAX_MESSAGE = 65_536  # bytes of JSON a publish may carry (a long pasted text, say)

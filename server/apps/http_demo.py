@@ -19,8 +19,8 @@ from typing import Annotated
 from fastapi import FastAPI, Query, WebSocket
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from server.asgi.sse_response import sse_response
 from server.sse import Event, encode
-from server.sse_response import sse_response
 
 app = FastAPI(title="HTTP basics demo")
 

@@ -31,10 +31,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from server.json_body import BadBody, read_json
+from server.asgi.json_body import BadBody, read_json
+from server.asgi.sse_response import sse_response
 from server.settings import number
 from server.sse import Event, encode, encode_json
-from server.sse_response import sse_response
 
 WORKER_NAME = os.environ.get("WORKER_NAME", str(os.getpid()))
 STEP_SECONDS = number(os.environ, "MCP_STEP_SECONDS", 0.1, low=0.0, high=10.0)

@@ -10,7 +10,7 @@ Two tools, one per shape of answer that MCP's Streamable HTTP transport gives a 
   the answer to ``text/event-stream``: notifications, the result, and the end of the stream.
 
 The app is the SDK's own Starlette app (``MCPServer.streamable_http_app``) at ``/mcp``, with a
-`ScopedEventStore` (`server.mcp_event_store`) behind the session-era transport, so a call made
+`ScopedEventStore` (`server.asgi.mcp_event_store`) behind the session-era transport, so a call made
 after an ``initialize`` that offered 2025-11-25 gets a priming event (an id, empty data and
 ``retry:``) and can be resumed with ``Last-Event-ID``. ``close_after=k`` is the lesson's
 deterministic cut: after ``k`` progress reports the tool asks the SDK to close the call's stream
@@ -37,7 +37,7 @@ import os
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 
-from server.mcp_event_store import OwnerScope, ScopedEventStore
+from server.asgi.mcp_event_store import OwnerScope, ScopedEventStore
 from server.settings import number
 
 __all__ = ["LIFTOFF", "PATH", "add", "app", "count_down", "mcp"]

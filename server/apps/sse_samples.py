@@ -24,9 +24,9 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
+from server.asgi.sse_response import sse_response
 from server.seed_texts import REPLY
 from server.sse import Event, comment, encode, encode_json
-from server.sse_response import sse_response
 
 SAMPLES: dict[str, bytes] = {
     # Written by hand, as the seed notes do: the smallest valid stream.

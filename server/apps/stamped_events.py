@@ -11,7 +11,7 @@ Knobs, one per thing lesson 08 takes apart:
 
 - `?accel=no` adds the `X-Accel-Buffering: no` header, the app's own way to tell nginx not
   to buffer this response. Without it there is no such header, so nginx's configuration
-  alone decides. (The course's other apps always send it, through `server.sse_response`
+  alone decides. (The course's other apps always send it, through `server.asgi.sse_response`
   and FastAPI's `EventSourceResponse`, which is why they stream behind a default nginx.)
 - `?heartbeat=1` sends a comment line every second between events, so an idle stream still
   moves bytes (what `proxy_read_timeout` needs to see).

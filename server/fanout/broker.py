@@ -1,4 +1,4 @@
-"""What every broker offers a transport (SSE now, WebSocket in lesson 10), and how Redis is reached.
+"""What every broker offers a transport (SSE now, WebSocket in lesson 10).
 
 A broker has two halves. **Publishing** takes a message from any worker and makes it
 everyone's (`publish`). **Following** is one task per worker (`start`) that receives every
@@ -18,28 +18,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from typing import Any, Protocol, Self
+from typing import Protocol, Self
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.event_ids import StreamId
 from server.fanout.hub import Hub, Message, Subscription
+from server.redis_client import COMMAND_TIMEOUT, FOLLOW_TIMEOUT, connect
 
-# What "Redis is not there" looks like from redis-py: refused, reset, or no answer in time.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-# While Redis is away, followers and catch-ups try again this often (at most).
-RECONNECT_EVERY = 0.5
-# Seconds one command (a publish, a catch-up page) may wait for Redis's answer. A Redis that is
-# hung (SIGSTOP, a stuck disk) rather than down accepts the connection and never answers:
-# without this bound a publish waited for the socket timeout, twice, before its 503.
-COMMAND_TIMEOUT = 2.0
-# Seconds the follower's blocking read may wait for an answer: above its BLOCK (streams: 2 s),
-# so a hung Redis is noticed (the worker says unhealthy) within seconds, not redis-py's 10 x 2.
-FOLLOW_TIMEOUT = 5.0
 # The most past messages one new client may ask for (`?history=K`): a request for the whole
 # stream (`STREAM_MAXLEN` entries of up to 64 KB) would read hundreds of MB into memory at once.
 HISTORY_MAX = 500
@@ -202,20 +190,3 @@ class LiveFeed:
         if self._subscription is None:
             raise RuntimeError("open the feed first: `async with broker.subscribe() as feed`")
         return self._subscription.get(timeout)
-
-
-def connect(url: str, **options: Any) -> aioredis.Redis:
-    """A redis-py asyncio client for `url` that fails fast when Redis is down.
-
-    redis-py retries a failed command 10 times by default, with backoff, for about 5 s: a
-    publish would hang that long before its 503. One retry is kept: after Redis restarts,
-    every pooled connection is dead, and the first command on each must reconnect once.
-    """
-    settings: dict[str, Any] = {
-        "decode_responses": True,
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
-        "socket_connect_timeout": 2,
-        "socket_timeout": 10,  # above every XREAD BLOCK of the course
-        **options,
-    }
-    return aioredis.Redis.from_url(url, **settings)

@@ -19,8 +19,6 @@ from redis.exceptions import RedisError
 
 from server.event_ids import StreamId
 from server.fanout.broker import (
-    RECONNECT_EVERY,
-    REDIS_DOWN,
     BrokerUnavailable,
     LiveFeed,
     RedisFollower,
@@ -28,6 +26,7 @@ from server.fanout.broker import (
     unavailable,
 )
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message
+from server.redis_client import RECONNECT_EVERY, REDIS_DOWN
 
 
 class PubSubBroker(RedisFollower):

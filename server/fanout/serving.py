@@ -18,7 +18,7 @@ after it is missed); the body is one pre-encoded event per message, the first ca
 `retry` time, and a comment after `heartbeat` seconds of silence (`ping`, or `waiting for
 redis` while the broker cannot reach it); a client a queue behind is dropped, one whose socket
 takes nothing for `send_timeout` seconds is ended; the subscription is given back around the
-whole response call, even when the body never starts (`server.stream_slots.released_after`).
+whole response call, even when the body never starts (`server.asgi.stream_slots.released_after`).
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.asgi.refusals import Refused
+from server.asgi.send_deadline import SendDeadline
+from server.asgi.sse_response import sse_response
+from server.asgi.stream_slots import released_after
 from server.event_ids import parse_stream_id
 from server.fanout import DEFAULT_MAXLEN, DEFAULT_QUEUE_SIZE, Broker, Dropped, Feed, open_broker
 from server.query_params import whole_number
-from server.refusals import Refused
-from server.send_deadline import SendDeadline
 from server.settings import number
 from server.sse import Event, comment, encode
-from server.sse_response import sse_response
-from server.stream_slots import released_after
 from server.stream_stats import StreamStats
 
 __all__ = ["RoomSettings", "feed_events", "room_events", "room_lifespan", "worker_header"]

@@ -45,8 +45,6 @@ from redis.exceptions import RedisError
 from server.event_ids import StreamId, parse_stream_id
 from server.fanout.broker import (
     HISTORY_MAX,
-    RECONNECT_EVERY,
-    REDIS_DOWN,
     BrokerUnavailable,
     RedisFollower,
     log,
@@ -55,6 +53,7 @@ from server.fanout.broker import (
 )
 from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message, Subscription
 from server.idempotency import REMEMBERED
+from server.redis_client import RECONNECT_EVERY, REDIS_DOWN
 
 DEFAULT_MAXLEN = 10_000  # entries kept, about
 PAGE = 200  # entries per XRANGE while catching up, and per XREAD

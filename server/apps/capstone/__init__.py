@@ -49,12 +49,12 @@ from server.apps.capstone.metrics import Metrics
 from server.apps.capstone.replies import Replies
 from server.apps.capstone.session import COOKIE, SessionRefused, cookie_header, new_cookie
 from server.apps.capstone.settings import Settings
-from server.fanout.broker import REDIS_DOWN, connect
+from server.asgi.refusals import Refused
+from server.asgi.stream_slots import Slots
 from server.idempotency import BadIdempotencyKey
 from server.llm.config import CONNECT_TIMEOUT, read_env, upstream_from_env
 from server.llm.config import Settings as UpstreamSettings
-from server.refusals import Refused
-from server.stream_slots import Slots
+from server.redis_client import REDIS_DOWN, connect
 
 __all__ = ["Settings", "app", "create_app"]
 

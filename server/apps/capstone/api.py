@@ -37,7 +37,7 @@ Refusals, in the order they are checked, and nothing is stored by any of them:
 A POST may carry an ``Idempotency-Key``: sent again (a retry after a lost answer, or a 502
 while a worker died), it returns the reply the first one made instead of a second one. What a
 key may be is `server.idempotency`'s rule, the same in every app (malformed: 400); it is
-remembered as long as the reply it made (``REPLY_TTL``). Refusals follow `server.refusals`:
+remembered as long as the reply it made (``REPLY_TTL``). Refusals follow `server.asgi.refusals`:
 the domain raises its own errors (`session`), and `refused` says which status each one is.
 """
 
@@ -55,7 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from server import idempotency, json_body
+from server import idempotency
 from server.apps.capstone import history
 from server.apps.capstone.delivery import already_ended, reply_events
 from server.apps.capstone.generation import Generator
@@ -70,13 +70,14 @@ from server.apps.capstone.session import (
     user_of,
 )
 from server.apps.capstone.settings import Settings
+from server.asgi import json_body
+from server.asgi.refusals import Refusal, Refused, refusal_response
+from server.asgi.send_deadline import SendDeadline
+from server.asgi.sse_response import sse_response
+from server.asgi.stream_slots import Slots, released_after
 from server.event_ids import parse_stream_id
-from server.fanout.broker import REDIS_DOWN
 from server.idempotency import BadIdempotencyKey, idempotency_key
-from server.refusals import Refusal, Refused, refusal_response
-from server.send_deadline import SendDeadline
-from server.sse_response import sse_response
-from server.stream_slots import Slots, released_after
+from server.redis_client import REDIS_DOWN
 
 REPLY_ID = re.compile(r"[0-9a-f]{32}")
 LEAVE_GRACE = 5.0
@@ -91,7 +92,7 @@ SESSION_REFUSALS: Mapping[type[SessionRefused], Refusal] = {
 
 
 async def refused(request: Request, error: Exception) -> Response:
-    """The app's one handler (`server.refusals`' idiom): `Refused` as it says, a session
+    """The app's one handler (`server.asgi.refusals`' idiom): `Refused` as it says, a session
     error as `SESSION_REFUSALS` maps it, a bad ``Idempotency-Key`` a 400; each counted by
     name in the metrics."""
     if isinstance(error, Refused):
@@ -139,7 +140,7 @@ def from_this_page(request: Request) -> None:
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON (`server.json_body`: bounded, strict, sent as application/json),
+    """The body as JSON (`server.asgi.json_body`: bounded, strict, sent as application/json),
     refused with what is wrong."""
     try:
         return await json_body.read_json(request, limit=limit, require_type=True)

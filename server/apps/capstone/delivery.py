@@ -10,7 +10,7 @@ Why not lesson 09's `StreamsBroker`? It exists so that one worker reads a busy r
 *once* for all its clients (one XREAD loop, a hub). A reply has one reader, so its XREAD is
 already the fan-out, and a broker per reply would be a task and a hub per reply for nothing.
 What is shared with lesson 09 is the rest: Redis stream ids as SSE ids, `connect`'s fail-fast
-client, a stalled client dropped by `server.send_deadline`. The price: each open stream holds
+client, a stalled client dropped by `server.asgi.send_deadline`. The price: each open stream holds
 one Redis connection while its XREAD waits. Hundreds per worker are nothing to Redis (it
 serves 10,000 clients by default); at many thousands, one XREAD per worker over many reply
 keys, handing entries to each stream's queue (lesson 09's follower and hub), is the next step.
@@ -39,7 +39,7 @@ import redis.asyncio as aioredis
 from server.apps.capstone.metrics import Metrics
 from server.apps.capstone.replies import TERMINAL
 from server.event_ids import StreamId, parse_stream_id
-from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN
+from server.redis_client import RECONNECT_EVERY, REDIS_DOWN
 from server.sse import Event, comment, encode
 
 BLOCK_MS = 5000  # one XREAD's wait: below `connect`'s 10 s socket timeout

@@ -45,10 +45,10 @@ from redis.exceptions import RedisError
 from server.apps.capstone.metrics import Metrics
 from server.apps.capstone.replies import LEASES, Keys, Replies
 from server.apps.capstone.settings import Settings
-from server.fanout.broker import RECONNECT_EVERY, REDIS_DOWN
 from server.llm.chunks import upstream_chunks
 from server.llm.config import Upstream
 from server.llm.upstream import CLOSE_TIMEOUT, close_within, explain, status_of
+from server.redis_client import RECONNECT_EVERY, REDIS_DOWN
 
 log = logging.getLogger("uvicorn.error")
 SWEEP_BACKOFF_MAX = 5.0  # seconds between sweeps at most, while they fail

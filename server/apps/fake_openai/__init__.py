@@ -16,7 +16,7 @@ What it answers and how fast is in `model`; what it refuses, and how, in `errors
 or rejected key is a 401 (``BAD_KEY``, "sk-invalid…", is always rejected), a body that is not a
 JSON object or a field of the wrong type is the 400 the real API sends, so the `openai`
 client raises `BadRequestError` saying what was wrong (a body over 1 MiB is a 413). Bodies are
-read with `server.json_body`: a lone surrogate or 3,000-deep nesting is a 400, not a 500.
+read with `server.asgi.json_body`: a lone surrogate or 3,000-deep nesting is a 400, not a 500.
 
 Timing and faults are set per request with extra headers (``extra_headers=`` on a call,
 ``default_headers=`` on a client), or for every request with the server process's environment

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.apps.fake_openai.model import GENERATIONS, Knobs
-from server.json_body import BadBody, parse_json, read_body
+from server.asgi.json_body import BadBody, parse_json, read_body
 
 BAD_KEY = "sk-invalid"
 JSON_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
@@ -71,7 +71,7 @@ MAX_BODY = 1 << 20
 async def json_object(request: Request) -> dict[str, Any]:
     """The request body, which must be a JSON object in UTF-8, at most `MAX_BODY` bytes.
 
-    Read with `server.json_body`, so a lone surrogate (which no encoder can write back out),
+    Read with `server.asgi.json_body`, so a lone surrogate (which no encoder can write back out),
     3,000-deep nesting (a `RecursionError`) and an endless body are refusals, not 500s."""
     try:
         body = parse_json(await read_body(request, MAX_BODY))

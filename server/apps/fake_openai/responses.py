@@ -30,8 +30,8 @@ from server.apps.fake_openai.model import (
     reply_for,
     tokenize,
 )
+from server.asgi.sse_response import sse_response
 from server.sse import encode_json
-from server.sse_response import sse_response
 
 
 async def responses(request: Request) -> Response:

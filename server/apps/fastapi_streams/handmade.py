@@ -1,6 +1,6 @@
 """The seeds' way: a generator of `server.sse.encode` bytes in a `StreamingResponse`.
 
-`server.sse_response.sse_response` adds the SSE media type and headers.
+`server.asgi.sse_response.sse_response` adds the SSE media type and headers.
 
 - `GET /countdown?start=5&interval=1` the seeds' countdown: 5, 4, 3, 2, 1, "발사!".
 - `GET /countdown-plain` the same numbers with no SSE framing, to show why framing is needed.
@@ -23,9 +23,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from server.apps.fastapi_streams.observability import STATS
+from server.asgi.sse_response import sse_response
 from server.seed_texts import LIFTOFF, REPLY
 from server.sse import Event, encode
-from server.sse_response import sse_response
 
 handmade = APIRouter(tags=["hand-made: StreamingResponse"])
 

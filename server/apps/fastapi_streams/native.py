@@ -26,8 +26,8 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from server.apps.fastapi_streams.observability import SESSION_COOKIE, STATS
+from server.asgi.json_body import json_model, openapi_body
 from server.event_ids import parse_counter_id
-from server.json_body import json_model, openapi_body
 from server.seed_texts import REPLY
 
 MILESTONE_EVERY = 5
@@ -82,7 +82,7 @@ class ChatRequest(BaseModel):
     message: str = Field(max_length=2000)
 
 
-# Read strictly (`server.json_body`): FastAPI's own parsing answers 3,000-deep JSON with a 500,
+# Read strictly (`server.asgi.json_body`): FastAPI's own parsing answers 3,000-deep JSON with a 500,
 # and its 422 echoes a lone surrogate it then cannot encode, another 500. 2,000 characters
 # take at most 12 bytes each as JSON escapes (an emoji is `\ud83d\ude00`), so 32 KB is plenty.
 chat_body = json_model(ChatRequest, limit=32_768)

@@ -45,7 +45,7 @@ from pydantic import BaseModel, Field
 
 from server.apps.llm_relay.heartbeat import HeartbeatResponse
 from server.apps.llm_relay.relay import chat_events, log, relay_events, upstream_chunks
-from server.json_body import json_model, openapi_body
+from server.asgi.json_body import json_model, openapi_body
 from server.llm.config import (
     CONNECT_TIMEOUT,
     LOCAL_KEY,

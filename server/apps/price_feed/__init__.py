@@ -56,10 +56,10 @@ from server.apps.price_feed.event_log import (
     Tick,
     publish_forever,
 )
+from server.asgi.sse_response import sse_response
 from server.event_ids import parse_counter_id
 from server.settings import number
 from server.sse import comment, encode_json
-from server.sse_response import sse_response
 
 DEFAULT_RATE = 0.5  # events per second
 MAX_RATE = 1000.0  # more is a busy loop, not a price feed

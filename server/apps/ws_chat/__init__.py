@@ -30,7 +30,7 @@ minute (a 429 with `Retry-After`, or a 1008 close): see `room.py`. uvicorn buffe
 WebSocket frame (16 MiB by default) before the app sees it: run it with `UVICORN_ARGS`
 (`--ws-max-size`, what the app accepts), and a bigger frame is refused (1009) unread.
 
-Every refusal over HTTP is a JSON `{"detail", "error"}` (`server.refusals`, `REFUSALS` below).
+Every refusal over HTTP is a JSON `{"detail", "error"}` (`server.asgi.refusals`, `REFUSALS` below).
 The stream, the room's settings and the broker's lifespan are lesson 09's
 (`server.fanout.serving`); per-app state is the lifespan's state dict.
 
@@ -64,10 +64,10 @@ from server.apps.ws_chat.room import (
 )
 from server.apps.ws_chat.stream import events, post_message
 from server.apps.ws_chat.websocket import chat_socket, websocket_text
+from server.asgi.json_body import BadBody
+from server.asgi.refusals import Refusal, refusal_handlers
 from server.fanout import Broker, BrokerUnavailable
 from server.fanout.serving import State, room_lifespan
-from server.json_body import BadBody
-from server.refusals import Refusal, refusal_handlers
 
 __all__ = [
     "UVICORN_ARGS",

@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from server.asgi.json_body import BadBody, parse_json
 from server.fanout import Broker, BrokerUnavailable
 from server.fanout.serving import RoomSettings, room_fields
-from server.json_body import BadBody, parse_json
 from server.seed_texts import REPLY
 from server.settings import number
 from server.stream_stats import StreamStats

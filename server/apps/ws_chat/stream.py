@@ -11,14 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from server.apps.ws_chat.room import MAX_MESSAGE_BYTES, STATS, Room, user_message
+from server.asgi.json_body import read_body
 from server.fanout.serving import room_events
-from server.json_body import read_body
 
 events = room_events(STATS)
 
 
 async def post_message(request: Request) -> Response:
-    """A user's message: 202 with the reply's name. Refused (`server.refusals`, mapped in
+    """A user's message: 202 with the reply's name. Refused (`server.asgi.refusals`, mapped in
     `ws_chat.REFUSALS`): a bad body, a client over its rate, a broker that cannot publish."""
     room: Room = request.state.room
     text, tokens = user_message(await read_body(request, MAX_MESSAGE_BYTES))

@@ -14,7 +14,7 @@ JSON object the client can show and branch on:
     }))
 
 An endpoint that decides a refusal itself (a query parameter it parses) raises `Refused` with
-the status. An error may carry its own `status` (`server.json_body.BadBody`: 400, 413 or 415)
+the status. An error may carry its own `status` (`server.asgi.json_body.BadBody`: 400, 413 or 415)
 and `headers` (a `Retry-After` it computed): they win over the mapping. Raised before the
 response starts, as every check is, it becomes the answer; nothing is ever a 500 for a request
 that was merely wrong.

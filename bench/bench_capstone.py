@@ -2,7 +2,7 @@
 
 Lesson 11 claims the capstone serves many users at once on two workers, and that killing a
 worker mid-reply loses nothing. This measures both, with the whole stack on this machine
-(`server.course.capstone`: Redis, the fake model, two uvicorn workers, nginx):
+(`server.course.capstone_stack`: Redis, the fake model, two uvicorn workers, nginx):
 
 - each simulated user gets a session, then sends `--messages` messages, one at a time, with
   a think time before each (random, around `--think` s; the users' starts are spread over
@@ -41,7 +41,7 @@ from server.apps.fake_openai.model import reply_for
 from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
 from server.clients.open_files import raise_open_files_limit
 from server.clients.sse_client import NotAnEventStream, connect_sse
-from server.course.capstone import Capstone, ClientLimits, start_capstone
+from server.course.capstone_stack import Capstone, ClientLimits, start_capstone
 
 TERMINAL = ("done", "error", "stopped")
 DEADLINE = 120.0  # seconds one reply may take, reconnections included

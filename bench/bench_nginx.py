@@ -10,7 +10,7 @@ nginx, in the same run:
 - beside them, P short probe streams, one after another, each on a new connection:
   `/events?limit=6&interval=0.02` of `server.apps.stamped_events`, whose events carry the time
   they were sent. Time to first byte: from sending the request to the first event parsed.
-  Per-event latency: received minus sent (`server.clients.delivery`) for events 2 to 6, which
+  Per-event latency: received minus sent (`server.clients.delivery_times`) for events 2 to 6, which
   the app sends while the stream is already open;
 - added by nginx: the percentile through nginx minus the same percentile direct. Goal: added
   p99 per event at most 10 ms;
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx2
 
-from server.clients.delivery import Delivery, deliveries
+from server.clients.delivery_times import Delivery, deliveries
 from server.clients.load import HeldStreams, LoadSummary
 from server.clients.measure import format_table, percentile
 from server.clients.open_files import raise_open_files_limit as raise_limit

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from server.course.axe import failing, report, scan_sync
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 from server.course.launcher import Server, start_app
 
 pytestmark = pytest.mark.browser

@@ -22,7 +22,7 @@ from conftest import wait_until
 
 from server.apps.capstone.session import COOKIE
 from server.apps.fake_openai.model import reply_for
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 from server.sse import Decoder, Event
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]

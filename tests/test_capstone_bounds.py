@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from server.apps.capstone.replies import Replies
 from server.apps.capstone.session import COOKIE, new_cookie
 from server.clients.chat_reply import new_user, read_reply, resume_to_end
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 from server.course.supervisor import Server
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]

@@ -16,7 +16,7 @@ import pytest
 from conftest import wait_until
 
 from server.apps.fake_openai.model import reply_for
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 
 pytestmark = [pytest.mark.browser, pytest.mark.nginx, pytest.mark.redis]
 

@@ -24,7 +24,7 @@ import pytest
 
 from server.apps.fake_openai.model import reply_for
 from server.course.browser import launch_options
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 from server.course.stages.hub import PREFIX, start_hub
 
 pytestmark = [pytest.mark.browser, pytest.mark.nginx, pytest.mark.redis]

@@ -15,7 +15,7 @@ import pytest
 import redis
 from conftest import wait_until
 
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 from server.course.stages.hub import PREFIX, start_hub
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]

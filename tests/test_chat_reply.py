@@ -11,7 +11,7 @@ import pytest
 
 from server.apps.fake_openai.model import reply_for
 from server.clients.chat_reply import Reply, new_user, read_reply, resume_to_end
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 from server.course.ports import free_port
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]

@@ -15,7 +15,7 @@ import httpx2
 import pytest
 import redis
 
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]
 

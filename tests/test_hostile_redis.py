@@ -16,7 +16,7 @@ import redis
 from conftest import wait_until
 
 from server.apps.capstone.replies import LEASES
-from server.course.capstone import Capstone, start_capstone
+from server.course.capstone_stack import Capstone, start_capstone
 
 pytestmark = [pytest.mark.nginx, pytest.mark.redis]
 

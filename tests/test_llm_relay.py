@@ -19,12 +19,15 @@ import pytest
 from conftest import wait_until
 from openai.types.chat import ChatCompletionChunk
 
-from server.apps import fake_openai, llm_relay
+from server.apps import fake_openai
 from server.apps.llm_relay.heartbeat import HEARTBEAT, HeartbeatResponse
 from server.apps.llm_relay.plain import plain_chat_events
-from server.apps.llm_relay.relay import close_within, status_of
+from server.apps.llm_relay.relay import relay_events
 from server.clients.llm_stream import assemble_reply
 from server.course.launcher import LauncherError, Server, start_app
+from server.llm.chunks import upstream_chunks
+from server.llm.config import LOCAL_KEY, NoUpstreamError, Settings, upstream_from_env
+from server.llm.upstream import Upstream, close_within, status_of
 from server.seed_texts import PROMPT, REPLY
 from server.sse import Decoder, Event, encode
 
@@ -69,28 +72,28 @@ def text_of(received: list[Event]) -> str:
 
 
 def test_upstream_from_env() -> None:
-    local = llm_relay.upstream_from_env({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    local = upstream_from_env({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
     assert local is not None and local.base_url == "http://127.0.0.1:9/v1"
-    assert local.api_key == llm_relay.LOCAL_KEY and "127.0.0.1:9" in local.label
-    cloud = llm_relay.upstream_from_env({"OPENAI_API_KEY": "sk-x", "OPENAI_MODEL": "gpt-x"})
+    assert local.api_key == LOCAL_KEY and "127.0.0.1:9" in local.label
+    cloud = upstream_from_env({"OPENAI_API_KEY": "sk-x", "OPENAI_MODEL": "gpt-x"})
     assert cloud is not None and cloud.base_url is None and cloud.model == "gpt-x"
     assert "OpenAI" in cloud.label
 
 
 def test_no_upstream_says_what_to_set() -> None:
     for env in ({}, {"OPENAI_API_KEY": " ", "OPENAI_BASE_URL": ""}, {"OPENAI_MODEL": "m"}):
-        with pytest.raises(llm_relay.NoUpstreamError, match="OPENAI_BASE_URL and OPENAI_API_KEY"):
-            llm_relay.upstream_from_env(env)
+        with pytest.raises(NoUpstreamError, match="OPENAI_BASE_URL and OPENAI_API_KEY"):
+            upstream_from_env(env)
 
 
 def test_settings_from_env() -> None:
-    assert llm_relay.Settings.from_env({}) == llm_relay.Settings(15.0, 60.0, 1)
+    assert Settings.from_env({}) == Settings(15.0, 60.0, 1)
     env = {"RELAY_HEARTBEAT": "0.5", "RELAY_TIMEOUT": " 2 ", "RELAY_MAX_RETRIES": "0"}
-    assert llm_relay.Settings.from_env(env) == llm_relay.Settings(0.5, 2.0, 0)
+    assert Settings.from_env(env) == Settings(0.5, 2.0, 0)
     for name, value in [("RELAY_HEARTBEAT", "0"), ("RELAY_TIMEOUT", "inf"),
                         ("RELAY_HEARTBEAT", "soon"), ("RELAY_MAX_RETRIES", "1.5")]:  # fmt: skip
         with pytest.raises(ValueError, match=f"{name} must be .*, got '{value}'"):
-            llm_relay.Settings.from_env({name: value})
+            Settings.from_env({name: value})
 
 
 def test_upstream_from_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,7 +101,7 @@ def test_upstream_from_dotenv_file(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("OPENAI_MODEL", "from-env")  # the environment wins over the file
-    upstream = llm_relay.upstream_from_env(dotenv=str(tmp_path / ".env"))
+    upstream = upstream_from_env(dotenv=str(tmp_path / ".env"))
     assert upstream is not None
     assert (upstream.api_key, upstream.model) == ("sk-from-file", "from-env")
 
@@ -121,7 +124,7 @@ async def collect(chunks: list[dict[str, Any]], fail: bool = False) -> list[Even
             raise openai.APIError("boom", request=httpx2.Request("POST", "http://x"), body=None)
 
     decoder = Decoder()
-    return [e async for piece in llm_relay.relay_events(source()) for e in decoder.feed(piece)]
+    return [e async for piece in relay_events(source()) for e in decoder.feed(piece)]
 
 
 def test_relay_events_forwards_deltas_then_done() -> None:
@@ -164,7 +167,7 @@ def upstream(reads: list[bytes], then: Exception | None = None) -> list[Any]:
         got: list[Any] = []
         response: Any = RawResponse(reads, then)
         try:
-            async for item in llm_relay.upstream_chunks(response):
+            async for item in upstream_chunks(response):
                 got.append(item)
         except openai.APIError as error:
             got.append(error)
@@ -467,7 +470,7 @@ def plain_events(llm: Server, message: str = HELLO, **headers: str) -> list[Even
             base_url=f"{llm.url}/v1", api_key=headers.pop("key", "sk-test"),
             default_headers=headers, max_retries=0,
         )  # fmt: skip
-        upstream = llm_relay.Upstream(f"{llm.url}/v1", "sk-test", "gpt-4o-mini", "the fake")
+        upstream = Upstream(f"{llm.url}/v1", "sk-test", "gpt-4o-mini", "the fake")
         messages = [{"role": "user", "content": message}]
         async with client:
             return [piece async for piece in plain_chat_events(client, upstream, messages)]
@@ -503,7 +506,7 @@ def test_the_plain_relay_stops_the_upstream_when_its_reader_leaves(
 
     async def read_two_and_leave() -> None:
         client = openai.AsyncOpenAI(base_url=f"{slow.url}/v1", api_key="sk-test")
-        upstream = llm_relay.Upstream(f"{slow.url}/v1", "sk-test", "m", "the fake")
+        upstream = Upstream(f"{slow.url}/v1", "sk-test", "m", "the fake")
         pieces = plain_chat_events(client, upstream, [{"role": "user", "content": "hi"}])
         assert (await anext(pieces)).startswith(b"data: ")
         assert (await anext(pieces)).startswith(b"data: ")

@@ -24,7 +24,7 @@ import httpx2
 import pytest
 from conftest import wait_until
 
-from server.clients.delivery import Delivery, deliveries
+from server.clients.delivery_times import Delivery, deliveries
 from server.clients.load import HeldStreams, LoadSummary
 from server.clients.resume import read_with_resume
 from server.course import nginx

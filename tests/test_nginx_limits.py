@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from server.course.capstone import Capstone, ClientLimits, start_capstone
+from server.course.capstone_stack import Capstone, ClientLimits, start_capstone
 from server.course.certificate import self_signed_certificate
 from server.course.launcher import start_app
 from server.course.nginx_sse import start_sse_nginx

@@ -20,7 +20,7 @@ import matplotlib
 import pytest
 from playwright.async_api import async_playwright
 
-from server.clients.delivery import (
+from server.clients.delivery_times import (
     Delivery,
     held_to_the_end,
     ids_and_ending,

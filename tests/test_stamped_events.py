@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from conftest import wait_until
 
-from server.clients.delivery import Delivery, deliveries, latest
+from server.clients.delivery_times import Delivery, deliveries, latest
 from server.course.launcher import Server, start_app
 from server.sse import Decoder
 

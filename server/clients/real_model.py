@@ -18,7 +18,8 @@ from collections.abc import Mapping
 import openai
 
 from server.clients.llm_stream import Timeline, timed
-from server.llm.config import NoUpstreamError, Upstream, upstream_from_env
+from server.llm.config import NoUpstreamError, upstream_from_env
+from server.llm.upstream import Upstream
 
 SKIPPED = (
     "Skipped: no model of your own is configured. Put OPENAI_API_KEY=sk-... in a .env file "

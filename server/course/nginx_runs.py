@@ -4,7 +4,7 @@ Every function here starts its own nginx (`start_nginx`) with the directives und
 it as a client would, stops it, and returns what it saw, so that runs cannot disturb each other
 and a lesson can run several at once (`compare`). The app behind is
 `server.apps.stamped_events`, whose events carry the time they were sent
-(`server.clients.delivery`), and whose `X-Peer-Port` header names the connection it was asked
+(`server.clients.delivery_times`), and whose `X-Peer-Port` header names the connection it was asked
 on (how many connections nginx opened to it) and `/stats` counts the streams it cancelled (when
 it learned that a client left).
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx2
 
-from server.clients.delivery import Delivery, deliveries, ids_and_ending, latest, passed_on
+from server.clients.delivery_times import Delivery, deliveries, ids_and_ending, latest, passed_on
 from server.course.nginx import reload_nginx, start_nginx
 from server.course.supervisor import Server
 from server.course.wiretap import start_wiretap

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx2
 
-from server.clients.delivery import Delivery, deliveries
+from server.clients.delivery_times import Delivery, deliveries
 from server.course.certificate import Certificate
 from server.course.logs import new_workdir
 from server.course.nginx import HTTP2_ON_SINCE, fill_placeholders, nginx_version, run_nginx

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from server.clients.delivery import Delivery
+from server.clients.delivery_times import Delivery
 
 
 def plot_timelines(

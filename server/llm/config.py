@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from dotenv import dotenv_values, find_dotenv
 
+from server.llm.upstream import Upstream
 from server.settings import number
 
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -46,16 +47,6 @@ CONNECT_TIMEOUT = 10.0  # at most: a server that does not accept within this is 
 
 class NoUpstreamError(RuntimeError):
     """Nothing says which LLM to relay: neither ``OPENAI_BASE_URL`` nor ``OPENAI_API_KEY``."""
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """The OpenAI-compatible server the relay asks, and how it says so to the learner."""
-
-    base_url: str | None  # None: the client's default, OpenAI
-    api_key: str
-    model: str
-    label: str
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Talking to an upstream model: what its errors mean to a learner, and closing its response.
+"""The upstream model: where it is, what its errors mean to a learner, and closing its response.
 
 Shared by the apps that call an OpenAI-compatible upstream (lesson 06's relay, the capstone).
 Closing the upstream response is what stops the generation (and the bill) when nobody reads
@@ -8,15 +8,25 @@ it any more, so it is written once, shielded and bounded, here.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import openai
 from openai import AsyncAPIResponse, AsyncStream
 
-from server.llm.config import Upstream
-
 log = logging.getLogger("uvicorn.error")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The OpenAI-compatible server the relay asks, and how it says so to the learner."""
+
+    base_url: str | None  # None: the client's default, OpenAI
+    api_key: str
+    model: str
+    label: str
+
 
 CLOSE_TIMEOUT = 5.0  # seconds to close the upstream response; then leave it to the collector
 

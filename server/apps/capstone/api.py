@@ -58,7 +58,7 @@ from starlette.types import ASGIApp
 from server import idempotency
 from server.apps.capstone import history
 from server.apps.capstone.delivery import already_ended, reply_events
-from server.apps.capstone.generation import Generator
+from server.apps.capstone.generation import Generations
 from server.apps.capstone.metrics import CONTENT_TYPE, Metrics
 from server.apps.capstone.replies import Keys, Replies
 from server.apps.capstone.session import (
@@ -209,7 +209,7 @@ async def chat(request: Request) -> Response:
         )
         raise Refused(429, detail, "busy", {"Retry-After": "1"})
     if outcome == "ok":
-        state.generator.launch(keys)
+        state.generations.launch(keys)
     body = {
         "reply": keys.reply,
         "conversation": keys.conv,
@@ -265,7 +265,7 @@ async def events(request: Request) -> Response | ASGIApp:
 
 
 async def stop(request: Request) -> Response:
-    """End the reply with ``stopped``; its generator stops the upstream at its next step."""
+    """End the reply with ``stopped``; its generation stops the upstream at its next step."""
     from_this_page(request)
     user = session_user(request)
     keys = await _own_reply(request, user)
@@ -275,8 +275,8 @@ async def stop(request: Request) -> Response:
     if outcome != "ok":
         raise Refused(409, f"The reply has already ended ({outcome}).", "conflict")
     request.app.state.metrics.replies.labels("stopped").inc()
-    generator: Generator = request.app.state.generator
-    generator.cancel(keys.reply)  # here at once; on another worker at its next token or renewal
+    generations: Generations = request.app.state.generations
+    generations.cancel(keys.reply)  # here at once; on another worker at its next token or renewal
     return JSONResponse({"status": "stopped", "reply": keys.reply})
 
 

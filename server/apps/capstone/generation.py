@@ -46,8 +46,7 @@ from server.apps.capstone.metrics import Metrics
 from server.apps.capstone.replies import LEASES, Keys, Replies
 from server.apps.capstone.settings import Settings
 from server.llm.chunks import upstream_chunks
-from server.llm.config import Upstream
-from server.llm.upstream import CLOSE_TIMEOUT, close_within, explain, status_of
+from server.llm.upstream import CLOSE_TIMEOUT, Upstream, close_within, explain, status_of
 from server.redis_client import RECONNECT_EVERY, REDIS_DOWN
 
 log = logging.getLogger("uvicorn.error")
@@ -58,7 +57,7 @@ class Stop(Exception):
     """This worker must stop generating the reply: stopped by the user, or the lease is lost."""
 
 
-class Generator:
+class Generations:
     """This worker's generations, and the sweep that adopts other workers' orphans."""
 
     def __init__(

@@ -24,7 +24,7 @@ What one user can store is bounded: ``messages`` (up to ``UPSTREAM_HISTORY`` pas
 deletes them, and only ``MAX_ACTIVE`` replies per user are running at once; what stays for
 ``REPLY_TTL`` (the stream, a small record, the history lists, each capped) grows with the
 messages sent, which ``RATE_PER_MINUTE`` bounds. Redis itself has a ``maxmemory`` with
-``noeviction`` (`server.course.capstone`): full, it refuses writes (a 503) and evicts nothing.
+``noeviction`` (`server.course.capstone_stack`): full, it refuses writes (a 503) and evicts nothing.
 
 In Redis Cluster these keys would need one hash tag per user to share a slot; one Redis (or
 ElastiCache with a replica) is what this is written for.

@@ -13,7 +13,7 @@ the server decides, so a copied cookie stops working too. The API refuses both b
 anything is read or stored; only the page (``GET /``) replaces them with a fresh session.
 Revoking every session at once is rotating ``SESSION_SECRET``. One user's alone is not
 offered: with no login there is no account to revoke, and a client that misbehaves is held
-by the per-user and per-address limits (`server.course.capstone` says where each lives); a
+by the per-user and per-address limits (`server.course.capstone_stack` says where each lives); a
 revocation list would put a Redis read in front of every request, refusals included.
 
 This module says what is wrong; the API says which status that is (`api`).

@@ -44,28 +44,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from server.apps.llm_relay.heartbeat import HeartbeatResponse
-from server.apps.llm_relay.relay import chat_events, log, relay_events, upstream_chunks
+from server.apps.llm_relay.relay import chat_events, log
 from server.asgi.json_body import json_model, openapi_body
-from server.llm.config import (
-    CONNECT_TIMEOUT,
-    LOCAL_KEY,
-    NoUpstreamError,
-    Settings,
-    Upstream,
-    read_env,
-    upstream_from_env,
-)
-
-__all__ = [
-    "LOCAL_KEY",
-    "NoUpstreamError",
-    "Settings",
-    "Upstream",
-    "app",
-    "relay_events",
-    "upstream_chunks",
-    "upstream_from_env",
-]
+from server.llm.config import CONNECT_TIMEOUT, Settings, read_env, upstream_from_env
+from server.llm.upstream import Upstream
 
 STATIC = Path(__file__).parent.parent / "static"
 

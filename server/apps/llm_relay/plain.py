@@ -3,7 +3,7 @@
 This is what anyone writes first, and it is correct: each ``delta.content`` becomes an event,
 the end becomes ``event: done``, an error becomes ``event: error``, and when the browser
 leaves, the ``finally`` closes the upstream response (shielded and bounded, as in
-`relay.close_within`), which stops the generation. Lesson 06 shows it before
+`server.llm.upstream.close_within`), which stops the generation. Lesson 06 shows it before
 `relay.chat_events`, which does the same job.
 
 Why the relay does not use it: the `openai` client turns every event of the body into a
@@ -11,8 +11,8 @@ pydantic `ChatCompletionChunk`, with an SSE parser 2.8 times slower than `server
 that is most of a relay's work. Under load (``bench/README.md``, the relay section: 200
 streams on one worker) this version spent 109-115 µs of CPU per token and relayed 8,500-9,000
 tokens/s; reading the raw body with `server.sse.Decoder` and `json.loads`
-(`relay.upstream_chunks`) took 37-40 µs and relayed 18,400-23,500. It is not served by the
-app; the lesson runs it in the notebook and times it against `chat_events`.
+(`server.llm.chunks.upstream_chunks`) took 37-40 µs and relayed 18,400-23,500. It is not served
+by the app; the lesson runs it in the notebook and times it against `chat_events`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,8 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from server.apps.llm_relay.relay import (
-    CLOSE_TIMEOUT,
-    close_within,
-    error_event,
-    explain,
-    status_of,
-)
-from server.llm.config import Upstream
+from server.apps.llm_relay.relay import error_event
+from server.llm.upstream import CLOSE_TIMEOUT, Upstream, close_within, explain, status_of
 from server.sse import encode_json
 
 

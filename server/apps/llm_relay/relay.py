@@ -28,20 +28,8 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from server.llm.chunks import upstream_chunks
-from server.llm.config import Upstream
-from server.llm.upstream import CLOSE_TIMEOUT, close_within, explain, status_of
+from server.llm.upstream import CLOSE_TIMEOUT, Upstream, close_within, explain, status_of
 from server.sse import encode_json
-
-__all__ = [
-    "CLOSE_TIMEOUT",
-    "chat_events",
-    "close_within",
-    "error_event",
-    "explain",
-    "relay_events",
-    "status_of",
-    "upstream_chunks",
-]
 
 log = logging.getLogger("uvicorn.error")
 

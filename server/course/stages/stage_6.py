@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx2
 
-from server.clients.delivery import Delivery, deliveries, passed_on
+from server.clients.delivery_times import Delivery, deliveries, passed_on
 from server.clients.sse_client import NotAnEventStream, connect_sse
 from server.course.launcher import start_app
 from server.course.ports import LOOPBACK, free_port

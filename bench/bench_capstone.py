@@ -40,7 +40,7 @@ import redis.asyncio as aioredis
 from server.apps.fake_openai.model import reply_for
 from server.clients.measure import cpu_seconds, format_table, percentile, rss_kib
 from server.clients.open_files import raise_open_files_limit
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import NotAnEventStream, aconnect_sse
 from server.course.capstone_stack import Capstone, ClientLimits, start_capstone
 
 TERMINAL = ("done", "error", "stopped")
@@ -96,7 +96,7 @@ async def read_reply(
             raise TimeoutError(f"no last event within {DEADLINE:g} s")
         headers = {"Last-Event-ID": last_id} if last_id else {}
         try:
-            async with connect_sse(client, "GET", path, headers=headers) as events:
+            async with aconnect_sse(client, "GET", path, headers=headers) as events:
                 async for event in events:
                     last_id = event.id or last_id
                     if event.event == "message":

@@ -15,7 +15,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from server.clients.sse_client import connect_sse
+from server.clients.sse_client import aconnect_sse
 from server.course import mcp_scaling
 from server.course.launcher import Server
 from server.course.mcp_scaling import Tally, scaling_run
@@ -89,7 +89,7 @@ async def post_to_session(url: str, body: bytes) -> tuple[httpx2.Response, dict[
     """Open a 2024-11-05 session and POST `body`: the answer, and the next message streamed."""
     async with (
         httpx2.AsyncClient(timeout=30) as client,
-        connect_sse(client, "GET", f"{url}/sse") as stream,
+        aconnect_sse(client, "GET", f"{url}/sse") as stream,
     ):
         events = aiter(stream)  # held: dropping it closes the stream, and with it the session
         endpoint = (await anext(events)).data

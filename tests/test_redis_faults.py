@@ -16,7 +16,7 @@ import httpx2
 import pytest
 import redis as redis_py
 
-from server.clients.sse_client import connect_sse
+from server.clients.sse_client import aconnect_sse
 from server.course.launcher import Server
 
 pytestmark = pytest.mark.redis
@@ -33,7 +33,7 @@ def healthy(app: Server) -> bool:
 
 async def first_texts(app: Server, count: int, started: asyncio.Event) -> list[str]:
     url = f"{app.url}/events?limit={count}"
-    async with httpx2.AsyncClient(timeout=30) as client, connect_sse(client, "GET", url) as events:
+    async with httpx2.AsyncClient(timeout=30) as client, aconnect_sse(client, "GET", url) as events:
         started.set()
         return [json.loads(event.data)["text"] async for event in events]
 

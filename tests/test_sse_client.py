@@ -1,17 +1,57 @@
-"""The course's SSE client layer: events from a real server, and a clear error for a non-stream."""
+"""The course's SSE client layer, sync and async: events from a real server, an event cut
+mid-line put back together, and a clear error for a non-stream."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import pytest
 
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import EventStream, NotAnEventStream, aconnect_sse, connect_sse
 from server.course import project
 from server.course.launcher import Server
 from server.course.stages.run import StageRun
+from server.sse import Event
+
+DEADLINE = 30.0  # seconds: generous, for a loaded 2-core machine
+
+Read = Callable[[str, str, dict[str, str], list[EventStream]], tuple[list[Event], str]]
+
+
+def read_sync(
+    base_url: str, path: str, headers: dict[str, str], opened: list[EventStream]
+) -> tuple[list[Event], str]:
+    """The events of `path` and the last id, through `connect_sse`; `opened` gets the stream."""
+    with (
+        httpx2.Client(base_url=base_url, timeout=DEADLINE) as client,
+        connect_sse(client, "GET", path, headers=headers) as events,
+    ):
+        opened.append(events)
+        return list(events), events.last_event_id
+
+
+def read_async(
+    base_url: str, path: str, headers: dict[str, str], opened: list[EventStream]
+) -> tuple[list[Event], str]:
+    """`read_sync` through `aconnect_sse`."""
+
+    async def read() -> tuple[list[Event], str]:
+        async with (
+            httpx2.AsyncClient(base_url=base_url, timeout=DEADLINE) as client,
+            aconnect_sse(client, "GET", path, headers=headers) as events,
+        ):
+            opened.append(events)
+            return [event async for event in events], events.last_event_id
+
+    return asyncio.run(read())
+
+
+READERS = pytest.mark.parametrize("read", [read_sync, read_async], ids=["sync", "async"])
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +62,14 @@ def countdown() -> Iterator[Server]:
     run.stop()
 
 
-def test_events_and_the_last_id_come_from_the_course_decoder(countdown: Server) -> None:
-    async def read() -> tuple[list[tuple[str | None, str]], str]:
-        async with httpx2.AsyncClient(base_url=countdown.url) as client:
-            url = "/countdown?start=2&interval=0&launch=a%0Ab"
-            async with connect_sse(client, "GET", url) as events:
-                return [(event.id, event.data) async for event in events], events.last_event_id
-
-    got, last = asyncio.run(read())
-    assert got == [("2", "2"), ("1", "1"), ("0", "a\nb")] and last == "0"
+@READERS
+def test_events_and_the_last_id_come_from_the_course_decoder(countdown: Server, read: Read) -> None:
+    got, last = read(countdown.url, "/countdown?start=2&interval=0&launch=a%0Ab", {}, [])
+    assert [(event.id, event.data) for event in got] == [("2", "2"), ("1", "1"), ("0", "a\nb")]
+    assert last == "0"
 
 
+@READERS
 @pytest.mark.parametrize(
     ("path", "headers", "error"),
     [
@@ -41,14 +78,59 @@ def test_events_and_the_last_id_come_from_the_course_decoder(countdown: Server) 
     ],
 )
 def test_an_answer_that_is_not_a_stream_says_what_it_was(
-    countdown: Server, path: str, headers: dict[str, str], error: str
+    countdown: Server, read: Read, path: str, headers: dict[str, str], error: str
 ) -> None:
-    async def read() -> None:
-        async with (
-            httpx2.AsyncClient(base_url=countdown.url) as client,
-            connect_sse(client, "GET", path, headers=headers),
-        ):
-            pass
-
     with pytest.raises(NotAnEventStream, match=error):
-        asyncio.run(read())
+        read(countdown.url, path, headers, [])
+
+
+class SplitStream:
+    """A loopback server whose one event is cut mid-line: it sends the rest only on `go`, so
+    the client reads the first piece as a chunk of its own, whatever TCP would have merged."""
+
+    FIRST = b"id: 7\ndata: hel"
+    REST = b"lo\n\n"
+    HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.go = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request and (piece := connection.recv(4096)):
+                request += piece
+            connection.sendall(self.HEAD + self.FIRST)
+            if self.go.wait(DEADLINE):
+                connection.sendall(self.REST)
+
+    def __enter__(self) -> SplitStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.go.set()
+        self.thread.join(DEADLINE)
+        self.listener.close()
+
+
+@READERS
+def test_an_event_cut_mid_line_comes_out_whole(read: Read, wait_for: Callable[..., float]) -> None:
+    opened: list[EventStream] = []
+    with SplitStream() as server, ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read, server.url, "/", {}, opened)
+
+        def first_piece_read() -> bool:
+            return reading.done() or (
+                bool(opened) and opened[0].response.num_bytes_downloaded == len(server.FIRST)
+            )
+
+        wait_for(first_piece_read, "the client to read the first piece alone")
+        assert not reading.done(), reading.result()  # half a line is no event, nor an end
+        server.go.set()
+        got, last = reading.result(DEADLINE)
+    assert got == [Event("hello", "message", "7")] and last == "7"

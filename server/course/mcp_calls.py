@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, TextContent
 
-from server.clients.sse_client import connect_sse
+from server.clients.sse_client import aconnect_sse
 
 SESSION_ERA = "legacy"  # the SDK's mode name for the initialize handshake (2025-11-25)
 SESSIONLESS = "2026-07-28"
@@ -67,7 +67,7 @@ async def historical_call(client: httpx2.AsyncClient, url: str, steps: int) -> C
             },
         },
     ]
-    async with connect_sse(client, "GET", f"{url}/sse") as stream:
+    async with aconnect_sse(client, "GET", f"{url}/sse") as stream:
         events = aiter(stream)
         endpoint = (await anext(events)).data
         for message in messages:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import NotAnEventStream, aconnect_sse
 from server.course.launcher import Server
 from server.course.stages.run import Missed
 from server.sse import Decoder, Event
@@ -143,7 +143,7 @@ async def chat(client: httpx2.AsyncClient, user: User) -> None:
         headers = {"Last-Event-ID": last} if last else {}
         user.connections += 1
         try:
-            async with connect_sse(
+            async with aconnect_sse(
                 client, "GET", f"/replies/{user.reply}/events", headers=headers
             ) as events:
                 async for event in events:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx2
 import redis.asyncio as aioredis
 
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import NotAnEventStream, aconnect_sse
 from server.course.stages.run import Missed
 from server.course.stages.waits import wait_until
 from server.sse import Event
@@ -53,7 +53,7 @@ class Listener:
             last = self.last_event_id
             headers = {"Last-Event-ID": last} if last else {}
             try:
-                async with connect_sse(self.client, "GET", self.url, headers=headers) as events:
+                async with aconnect_sse(self.client, "GET", self.url, headers=headers) as events:
                     self.connections += 1
                     self.connected.set()
                     async for event in events:

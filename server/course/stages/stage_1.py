@@ -12,7 +12,7 @@ import time
 
 import httpx2
 
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import NotAnEventStream, aconnect_sse
 from server.course.stages.run import Missed, StageRun
 from server.course.stages.waits import log_count, wait_for_log
 
@@ -26,7 +26,7 @@ CLOSED = "countdown closed"
 async def read_countdown(client: httpx2.AsyncClient, url: str) -> list[tuple[float, str]]:
     """(arrival time, data) of every event of one countdown, to the end."""
     arrivals = []
-    async with connect_sse(client, "GET", url) as events:
+    async with aconnect_sse(client, "GET", url) as events:
         async for event in events:
             arrivals.append((time.monotonic(), event.data))
     return arrivals
@@ -85,7 +85,7 @@ async def check(run: StageRun) -> None:
             "flush=True)` in the finally block: it runs when the client disconnects too",
         ):
             before = log_count(app, CLOSED)
-            async with connect_sse(client, "GET", "/countdown?start=50&interval=0.2") as events:
+            async with aconnect_sse(client, "GET", "/countdown?start=50&interval=0.2") as events:
                 async for event in events:
                     if event.data == "49":
                         break  # leave after two events: the countdown has 48 to go

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx2
 
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import NotAnEventStream, aconnect_sse
 from server.course.stages.run import Missed, StageRun
 from server.sse import Event
 
@@ -39,7 +39,7 @@ async def read_events(
 ) -> list[Event]:
     """Every event of one countdown, to its end, as the course's decoder dispatches them."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
-    async with connect_sse(client, "GET", url, headers=headers) as events:
+    async with aconnect_sse(client, "GET", url, headers=headers) as events:
         return [event async for event in events]
 
 
@@ -79,7 +79,7 @@ async def check(run: StageRun) -> None:
             "`start` when there is none; the route starts ticks() there",
         ):
             url = "/countdown?start=5&interval=0.1"
-            async with connect_sse(client, "GET", url) as events_before:
+            async with aconnect_sse(client, "GET", url) as events_before:
                 seen = []
                 async for event in events_before:
                     seen.append(event)

@@ -16,7 +16,7 @@ import time
 
 import httpx2
 
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import NotAnEventStream, aconnect_sse
 from server.course.stages.run import Missed, StageRun
 from server.course.stages.waits import log_count, wait_for_log
 from server.sse import Event
@@ -37,7 +37,7 @@ async def read_countdown(
 ) -> tuple[httpx2.Response, list[tuple[float, Event]]]:
     """The response and (arrival time, event) of every event of one countdown, to the end."""
     arrivals = []
-    async with connect_sse(client, "GET", url, headers=headers or {}) as events:
+    async with aconnect_sse(client, "GET", url, headers=headers or {}) as events:
         async for event in events:
             arrivals.append((time.monotonic(), event))
     return events.response, arrivals
@@ -105,7 +105,7 @@ async def check(run: StageRun) -> None:
             "when the client leaves, and the finally block runs then too",
         ):
             before = log_count(app, CLOSED)
-            async with connect_sse(client, "GET", "/countdown?start=50&interval=0.2") as events:
+            async with aconnect_sse(client, "GET", "/countdown?start=50&interval=0.2") as events:
                 async for event in events:
                     if event.data == "49":
                         break  # leave after two events: the countdown has 48 to go

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx2
 
 from server.clients.delivery_times import Delivery, deliveries, passed_on
-from server.clients.sse_client import NotAnEventStream, connect_sse
+from server.clients.sse_client import NotAnEventStream, aconnect_sse
 from server.course.launcher import start_app
 from server.course.ports import LOOPBACK, free_port
 from server.course.stages.nginx_project import (
@@ -123,7 +123,7 @@ def upstream_requests(tap: Wiretap) -> dict[int, list[tuple[str, str]]]:
 async def read_chat(client: httpx2.AsyncClient, url: str) -> tuple[float, list[Event]]:
     """(seconds to the first event, every event) of one POST /chat, read to its end."""
     began, first, events = time.monotonic(), 0.0, []
-    async with connect_sse(client, "POST", url, json={"message": "Say hello"}) as stream:
+    async with aconnect_sse(client, "POST", url, json={"message": "Say hello"}) as stream:
         async for event in stream:
             first = first or time.monotonic() - began
             events.append(event)
@@ -179,7 +179,7 @@ async def check(run: StageRun) -> None:
         ):
             arrivals = []
             try:
-                async with connect_sse(client, "GET", "/countdown?start=3&interval=0.3") as ticks:
+                async with aconnect_sse(client, "GET", "/countdown?start=3&interval=0.3") as ticks:
                     async for event in ticks:
                         arrivals.append((time.monotonic(), event.data))
             except NotAnEventStream as error:

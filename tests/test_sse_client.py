@@ -90,7 +90,9 @@ class SplitStream:
 
     FIRST = b"id: 7\ndata: hel"
     REST = b"lo\n\n"
-    HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    # A media type is case-insensitive, and may have parameters: an EventSource reads this.
+    TYPE = b"Content-Type: Text/Event-Stream; charset=utf-8\r\n"
+    HEAD = b"HTTP/1.1 200 OK\r\n" + TYPE + b"Connection: close\r\n\r\n"
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx2
 
+from server.clients.resume import next_ready_state
 from server.sse import MEDIA_TYPE, Decoder, Event
 
 __all__ = ["EventStream", "NotAnEventStream", "aconnect_sse", "connect_sse"]
@@ -78,8 +79,9 @@ def _headers(kwargs: dict[str, Any]) -> dict[str, str]:
 
 
 def _is_event_stream(response: httpx2.Response) -> bool:
-    media_type = response.headers.get("content-type", "").split(";")[0].strip()
-    return response.status_code == 200 and media_type == MEDIA_TYPE
+    """What an `EventSource` reads: a 200 of type `text/event-stream`, in any case."""
+    content_type = response.headers.get("content-type", "")
+    return next_ready_state(response.status_code, content_type) == "OPEN"
 
 
 @contextmanager

@@ -13,12 +13,14 @@ broker that keeps history (`server.fanout.streams`); from one that does not, it 
 what it missed (`server.fanout.pubsub`, `server.fanout.memory`).
 
 A `Message` is encoded as SSE once, when it is made (`Message.sse`), not once per client;
-a WebSocket layer sends `Message.data` instead. Nothing here knows about HTTP.
+a WebSocket layer sends `Message.data` instead; its stream position is parsed once, when
+first asked (`Message.position`). Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -36,14 +38,24 @@ class Message:
     id: str | None = None
     event: str | None = None
     sse: bytes = field(init=False, repr=False, compare=False)  # the bytes of the SSE event
+    _position: StreamId | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sse", encode(Event(data=self.data, id=self.id, event=self.event)))
 
     @property
     def position(self) -> StreamId | None:
-        """Where the message sits in a Redis stream (for ordering), or None without an id."""
-        return parse_stream_id(self.id, "message id") if self.id else None
+        """Where the message sits in a Redis stream (for ordering), or None without an id.
+
+        Every client's feed asks, for every message: the id is parsed once, on the first
+        ask (not when made: a malformed id raises only where a position is needed).
+        """
+        try:
+            return self._position
+        except AttributeError:  # the first ask
+            position = parse_stream_id(self.id, "message id") if self.id else None
+            object.__setattr__(self, "_position", position)
+            return position
 
 
 class Dropped(Exception):
@@ -53,6 +65,11 @@ class Dropped(Exception):
 class Subscription:
     """One client's place in the hub: a bounded queue of messages waiting to be sent.
 
+    The queue is a `deque` and one future, not an `asyncio.Queue`: a stream has one reader,
+    and `asyncio.Queue` pays for many (deques of waiting getters and putters, an `Event` for
+    `join`), some 2.5 KiB per open stream and several calls per message. A stream that finds
+    its queue empty waits on `_waiter`; `offer` wakes it.
+
     The heartbeat's timer is lazy. Waiting with `asyncio.timeout` would arm and cancel a
     timer for every message of every client, some 15% of a worker's CPU per delivery
     (`bench/bench_capacity.py`). Instead each subscription keeps one timer, due `timeout`
@@ -61,11 +78,15 @@ class Subscription:
     `timeout` seconds, and a message costs one clock read.
     """
 
-    __slots__ = ("_last", "_queue", "_timer", "dropped")  # one per open stream: keep it small
+    # one per open stream: keep it small (bench/bench_capacity.py measures KiB per stream)
+    __slots__ = ("_last", "_queue", "_stats", "_timer", "_waiter", "dropped")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, stats: HubStats | None = None) -> None:
         # None in the queue wakes the stream: it was dropped, or it has been idle too long.
-        self._queue: asyncio.Queue[Message | None] = asyncio.Queue(size)
+        # `maxlen` is the bound; nothing is appended to a full queue (it would push one out).
+        self._queue: deque[Message | None] = deque(maxlen=size)
+        self._waiter: asyncio.Future[None] | None = None  # the stream, waiting on an empty queue
+        self._stats = stats  # the hub's, for the longest queue seen
         self.dropped: str | None = None  # why, once dropped
         self._last = 0.0  # loop time of the last message handed out, or of the first wait
         self._timer: asyncio.TimerHandle | None = None
@@ -73,23 +94,25 @@ class Subscription:
     @property
     def waiting(self) -> int:
         """Messages queued for this client and not yet taken by its stream."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     def offer(self, message: Message) -> bool:
         """Queue `message` without waiting. False if the queue is full (drop the client)."""
-        try:
-            self._queue.put_nowait(message)
-        except asyncio.QueueFull:
+        queue = self._queue
+        if len(queue) == queue.maxlen:
             return False
+        self._put(message)
+        stats = self._stats
+        if stats is not None and len(queue) > stats.most_waiting:
+            stats.most_waiting = len(queue)
         return True
 
     def drop(self, reason: str) -> None:
         """Forget what is queued and wake the client's stream, which then ends."""
         self.dropped = reason
         self.close()
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        self._queue.clear()
+        self._put(None)
 
     def close(self) -> None:
         """Stop the heartbeat timer (the client left, or was dropped)."""
@@ -100,18 +123,27 @@ class Subscription:
     async def get(self, timeout: float) -> Message | None:
         """The next message, or None if none came within `timeout` seconds (send a heartbeat).
 
-        Raises `Dropped` once the hub has dropped this client.
+        Raises `Dropped` once the hub has dropped this client. One reader at a time: a
+        second `get` while one waits raises `RuntimeError`.
         """
-        loop = asyncio.get_running_loop()
         if self.dropped is None:
-            if self._queue.empty():
+            queue = self._queue
+            loop = asyncio.get_running_loop()
+            if not queue:
                 if timeout <= 0:
                     return None
+                if self._waiter is not None:
+                    raise RuntimeError("a subscription has one reader: another get() waits")
                 if self._timer is None:
                     if not self._last:
                         self._last = loop.time()
                     self._timer = loop.call_at(self._last + timeout, self._idle, loop, timeout)
-            message = await self._queue.get()
+                self._waiter = loop.create_future()
+                try:
+                    await self._waiter  # `_put` sets it after appending: the queue is not empty
+                finally:
+                    self._waiter = None
+            message = queue.popleft()
             if message is not None:
                 self._last = loop.time()
                 return message
@@ -119,15 +151,22 @@ class Subscription:
                 return None  # woken by `_idle`: time for a heartbeat
         raise Dropped(self.dropped)
 
+    def _put(self, message: Message | None) -> None:
+        """Append to the queue (never full here) and wake the stream if it waits."""
+        self._queue.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def _idle(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         """The timer: wake an idle stream with None, or wait on if a message came meanwhile."""
         now = loop.time()
-        if self._queue.empty() and now >= self._last + timeout:
+        if not self._queue and now >= self._last + timeout:
             self._timer = None
             self._last = now  # the next heartbeat is due `timeout` after this one
-            self._queue.put_nowait(None)
+            self._put(None)
         else:  # busy: messages came or are queued
-            due = self._last + timeout if self._queue.empty() else now + timeout
+            due = self._last + timeout if not self._queue else now + timeout
             self._timer = loop.call_at(due, self._idle, loop, timeout)
 
 
@@ -177,7 +216,7 @@ class Hub:
         self._stats = HubStats()
 
     def join(self) -> Subscription:
-        subscription = Subscription(self.queue_size)
+        subscription = Subscription(self.queue_size, self._stats)  # it counts `most_waiting`
         self._subscriptions.add(subscription)
         return subscription
 
@@ -193,9 +232,7 @@ class Hub:
         stats = self._stats
         stats.messages += 1
         stats.deliveries += delivered
-        stats.dropped += before - delivered
-        longest = max((s.waiting for s in self._subscriptions), default=0)
-        stats.most_waiting = max(stats.most_waiting, longest)
+        stats.dropped += before - delivered  # `most_waiting`: each subscription's `offer`
 
     def stats(self) -> HubStats:
         self._stats.clients = len(self._subscriptions)

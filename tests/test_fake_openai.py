@@ -23,6 +23,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 from server.apps import fake_openai
+from server.clients.sse_client import connect_sse
 from server.course.launcher import LauncherError, Server, start_app
 from server.seed_texts import PROMPT, REPLY
 from server.sse import Decoder
@@ -199,11 +200,15 @@ def test_responses_stream_helper_sync_and_async(llm: Server, api: openai.OpenAI)
 def test_responses_wire_format_matches_the_openai_types(llm: Server) -> None:
     headers = {"authorization": "Bearer sk-test"}
     body = {"model": "m", "input": [{"role": "user", "content": "hi"}], "stream": True}
-    raw = httpx2.post(f"{llm.url}/v1/responses", json=body, headers=headers)
     adapter = pydantic.TypeAdapter(ResponseStreamEvent)
-    for event in Decoder().feed(raw.content):
-        parsed = adapter.validate_json(event.data)
-        assert event.event == parsed.type  # the SSE event name repeats the JSON type
+    url = f"{llm.url}/v1/responses"
+    with (
+        httpx2.Client() as client,
+        connect_sse(client, "POST", url, json=body, headers=headers) as events,
+    ):
+        for event in events:
+            parsed = adapter.validate_json(event.data)
+            assert event.event == parsed.type  # the SSE event name repeats the JSON type
     whole = httpx2.post(f"{llm.url}/v1/responses", json={**body, "stream": False}, headers=headers)
     Response.model_validate(whole.json())
 

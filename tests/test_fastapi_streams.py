@@ -14,6 +14,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from server.apps.fastapi_streams import event_for
+from server.clients import sse_client
 from server.clients.resume import read_with_resume
 from server.clients.stall import ping_latencies_during, seconds_behind_open_streams
 from server.course.launcher import Server, start_app
@@ -54,15 +55,14 @@ def assert_sse_headers(response: httpx2.Response) -> None:
 
 def test_countdown_streams_one_event_per_interval(app: Server) -> None:
     arrivals: list[float] = []
-    decoder = Decoder()
     events: list[Event] = []
-    with httpx2.stream("GET", f"{app.url}/countdown?start=3&interval=0.3", timeout=20) as response:
-        assert_sse_headers(response)
+    url = f"{app.url}/countdown?start=3&interval=0.3"
+    with httpx2.Client(timeout=20) as client, sse_client.connect_sse(client, "GET", url) as stream:
+        assert_sse_headers(stream.response)
         start = time.perf_counter()
-        for chunk in response.iter_bytes():
-            for event in decoder.feed(chunk):
-                events.append(event)
-                arrivals.append(time.perf_counter() - start)
+        for event in stream:  # each one as soon as its last byte arrives
+            events.append(event)
+            arrivals.append(time.perf_counter() - start)
     assert [e.data for e in events] == ["3", "2", "1", LIFTOFF]
     # Three pauses of 0.3 s lie between the first event and the last: streamed, they arrive
     # about 0.9 s apart; sent in one burst at the end, a few milliseconds apart.
@@ -249,12 +249,10 @@ def test_generator_is_torn_down_when_the_client_leaves(serve, wait_for) -> None:
         return httpx2.get(f"{server.url}/stats").json().get("events", {})
 
     # An endless stream: once its client has gone, only a cancellation can end it.
-    with httpx2.stream("GET", f"{server.url}/events?interval=0.05", timeout=20) as response:
-        decoder = Decoder()
-        got: list[Event] = []
-        for chunk in response.iter_bytes():
-            got += decoder.feed(chunk)
-            if len(got) >= 3:
+    url = f"{server.url}/events?interval=0.05"
+    with httpx2.Client(timeout=20) as client, sse_client.connect_sse(client, "GET", url) as events:
+        for n, _ in enumerate(events, 1):
+            if n >= 3:
                 assert stats()["active"] == 1  # still reading: the generator runs
                 break  # leaving the loop closes the connection (httpx2 closes the stream)
     wait_for(lambda: stats().get("active") == 0, "the generator outlived its client")

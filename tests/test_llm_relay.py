@@ -24,6 +24,7 @@ from server.apps.llm_relay.heartbeat import HEARTBEAT, HeartbeatResponse
 from server.apps.llm_relay.plain import plain_chat_events
 from server.apps.llm_relay.relay import relay_events
 from server.clients.llm_stream import assemble_reply
+from server.clients.sse_client import EventStream, connect_sse
 from server.course.launcher import LauncherError, Server, start_app
 from server.llm.chunks import upstream_chunks
 from server.llm.config import LOCAL_KEY, NoUpstreamError, Settings, upstream_from_env
@@ -55,8 +56,7 @@ def relay_to(serve: Callable[..., Server], llm: Server, **env: str) -> Server:
 
 
 def events(response: httpx2.Response) -> list[Event]:
-    decoder = Decoder()
-    return [e for chunk in response.iter_bytes() for e in decoder.feed(chunk)]
+    return list(EventStream(response))
 
 
 def stats_of(llm: Server) -> dict[str, int]:
@@ -539,8 +539,9 @@ def test_the_seeds_chat_streams_but_its_model_runs_on_after_the_client_left(
     )
     env = {**NO_DOTENV, "OPENAI_BASE_URL": f"{llm.url}/v1", "OPENAI_API_KEY": "sk-test"}
     seed = serve("server.apps.seed_chat:app", env=env)
-    whole = httpx2.get(f"{seed.url}/sse/chat", params={"message": HELLO}).content
-    assert [e.data for e in Decoder().feed(whole)] == [*fake_openai.tokenize(HELLO_REPLY), "[DONE]"]
+    url, hello = f"{seed.url}/sse/chat", {"message": HELLO}
+    with httpx2.Client() as client, connect_sse(client, "GET", url, params=hello) as whole:
+        assert [e.data for e in whole] == [*fake_openai.tokenize(HELLO_REPLY), "[DONE]"]
 
     message = "Tell me about SSE"
     full = len(fake_openai.tokenize(fake_openai.reply_for(message)))

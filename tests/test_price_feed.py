@@ -11,14 +11,16 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx2
 import pytest
 from conftest import wait_until
 
 from server.apps.price_feed.event_log import EventLog, IdAhead, IdTooOld
+from server.clients.sse_client import aconnect_sse, connect_sse
 from server.course.launcher import Server, start_app
-from server.sse import Decoder
+from server.sse import Event
 
 APP = "server.apps.price_feed:app"
 QUIET = {"EVENT_RATE": "0"}  # events only when a test publishes them
@@ -141,31 +143,33 @@ def test_long_poll_answers_at_once_when_events_are_waiting(quiet):
     assert time.monotonic() - started < SOON
 
 
-def read_sse(response_bytes: list[bytes]) -> list:
-    decoder = Decoder()
-    events = [e for chunk in response_bytes for e in decoder.feed(chunk)]
-    return events + decoder.close()
+def sse_ids(url: str, **kwargs: Any) -> list[str | None]:
+    """The ids of the events of one whole `/sse` answer."""
+    with (
+        httpx2.Client(timeout=SOON + 10) as client,
+        connect_sse(client, "GET", url, **kwargs) as events,
+    ):
+        return [event.id for event in events]
 
 
 def test_sse_delivers_the_same_events_in_order_with_ids_and_ends_at_its_limit(quiet):
     before = publish(quiet, 2)
 
-    async def scenario() -> tuple[list[bytes], list[dict], httpx2.Headers]:
-        chunks, later = [], []
+    async def scenario() -> tuple[list[Event], list[dict], httpx2.Headers]:
+        events, later = [], []
         async with (
             httpx2.AsyncClient(base_url=quiet.url, timeout=15) as client,
-            client.stream("GET", "/sse", params={"since": 0, "limit": 4}) as response,
+            aconnect_sse(client, "GET", "/sse", params={"since": 0, "limit": 4}) as stream,
         ):
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
+            async for event in stream:
+                events.append(event)
                 if len(later) < 2:  # publish the rest while the stream is open
                     later.append((await client.post("/publish")).json())
-            return chunks, later, response.headers
+            return events, later, stream.response.headers
 
-    chunks, later, headers = asyncio.run(scenario())
+    events, later, headers = asyncio.run(scenario())
     assert headers["content-type"].startswith("text/event-stream")
     assert headers["cache-control"] == "no-cache"
-    events = read_sse(chunks)
     assert [e.id for e in events] == ["1", "2", "3", "4"]
     assert [json.loads(e.data) for e in events] == before + later
     assert {e.event for e in events} == {"message"}
@@ -176,16 +180,12 @@ def test_sse_delivers_the_same_events_in_order_with_ids_and_ends_at_its_limit(qu
 def test_sse_resumes_after_last_event_id_and_ends_after_its_duration(quiet):
     publish(quiet, 3)
     started = time.monotonic()
-    response = httpx2.get(
-        f"{quiet.url}/sse", params={"duration": 0.5}, headers={"Last-Event-ID": "1"}
-    )
+    ids = sse_ids(f"{quiet.url}/sse", params={"duration": 0.5}, headers={"Last-Event-ID": "1"})
     assert 0.5 <= time.monotonic() - started < SOON  # open until its duration, then closed
-    assert [e.id for e in read_sse([response.content])] == ["2", "3"]
+    assert ids == ["2", "3"]
     # ?since= wins over the header
-    response = httpx2.get(
-        f"{quiet.url}/sse", params={"since": 2, "limit": 1}, headers={"Last-Event-ID": "0"}
-    )
-    assert [e.id for e in read_sse([response.content])] == ["3"]
+    since = {"since": 2, "limit": 1}
+    assert sse_ids(f"{quiet.url}/sse", params=since, headers={"Last-Event-ID": "0"}) == ["3"]
 
 
 @pytest.mark.parametrize("path", ["/poll", "/long-poll", "/sse"])

@@ -11,6 +11,7 @@ import pytest
 from conftest import wait_until
 
 from server.clients.delivery_times import Delivery, deliveries, latest
+from server.clients.sse_client import connect_sse
 from server.course.launcher import Server, start_app
 from server.sse import Decoder
 
@@ -36,8 +37,9 @@ def test_events_are_numbered_and_stamped_with_their_send_time(app: Server) -> No
 
 def test_resumes_after_last_event_id_and_refuses_a_bad_one(app: Server) -> None:
     url = f"{app.url}/events?limit=4&interval=0"
-    resumed = Decoder().feed(httpx2.get(url, headers={"Last-Event-ID": "2"}).content)
-    assert [e.id for e in resumed] == ["3", "4"]
+    after = {"Last-Event-ID": "2"}
+    with httpx2.Client() as client, connect_sse(client, "GET", url, headers=after) as resumed:
+        assert [e.id for e in resumed] == ["3", "4"]
     refused = httpx2.get(url, headers={"Last-Event-ID": "x2"})
     assert refused.status_code == 400
     assert "Last-Event-ID" in refused.json()["detail"]

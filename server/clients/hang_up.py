@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx2
 
-from server.sse import Decoder
+from server.clients.sse_client import connect_sse
 
 COUNTED = ("finished", "cancelled", "tokens")
 
@@ -40,10 +40,11 @@ def hang_up(
     """GET `stream_url` with ``?message=``, read `events` events, hang up, and wait (at most
     `deadline` seconds) until the model at `llm_url` has no generation running."""
     before = model_stats(llm_url)
-    with httpx2.stream("GET", stream_url, params={"message": message}) as response:
-        decoder, received = Decoder(), 0
-        for piece in response.iter_bytes():
-            received += len(decoder.feed(piece))
+    with (
+        httpx2.Client() as client,
+        connect_sse(client, "GET", stream_url, params={"message": message}) as stream,
+    ):
+        for received, _ in enumerate(stream, 1):
             if received >= events:
                 break
     left = time.perf_counter()  # leaving the `with` closed the connection

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx2
 
-from server.sse import Decoder
+from server.clients.sse_client import aconnect_sse
 
 OnEvent = Callable[[dict[str, Any]], None]
 ClientLoop = Callable[..., Awaitable[int]]
@@ -97,20 +97,15 @@ async def sse_loop(
     """Ask once; read events from the open response as the server writes them.
 
     `duration` asks the server to end the stream at the deadline, so it ends cleanly. The
-    bytes go through the course's own SSE decoder: httpx2's `aiter_lines()` splits lines the
-    way `str.splitlines` does, which is not how SSE splits them.
+    course's client layer reads it (`aconnect_sse`: `NotAnEventStream` for any other answer).
     """
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return since
     params: dict[str, int | str] = {"since": since, "duration": f"{remaining:.3f}"}
-    decoder = Decoder()
-    async with client.stream("GET", url, params=params) as response:
-        response.raise_for_status()
-        async for chunk in response.aiter_bytes():
-            for event in decoder.feed(chunk):
-                payload = json.loads(event.data)
-                on_event(payload)
-                since = payload["id"]
-    decoder.close()
+    async with aconnect_sse(client, "GET", url, params=params) as events:
+        async for event in events:
+            payload = json.loads(event.data)
+            on_event(payload)
+            since = payload["id"]
     return since

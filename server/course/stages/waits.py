@@ -23,12 +23,17 @@ async def wait_for_log(server: Server, text: str, count: int, *, within: float) 
 
 async def wait_until(condition: Callable[[], object], *, within: float) -> bool:
     """Poll `condition` until it holds (True) or `within` seconds pass (False)."""
-    deadline = time.monotonic() + within
+    return await seconds_until(condition, within=within) is not None
+
+
+async def seconds_until(condition: Callable[[], object], *, within: float) -> float | None:
+    """Poll `condition`: the seconds it took to hold, or None if it did not within `within`."""
+    start = time.monotonic()
     while not condition():
-        if time.monotonic() > deadline:
-            return False
+        if time.monotonic() - start > within:
+            return None
         await asyncio.sleep(POLL)
-    return True
+    return time.monotonic() - start
 
 
 async def wait_until_async(condition: Callable[[], Awaitable[object]], *, within: float) -> bool:

@@ -32,16 +32,21 @@ lab: setup  ## set up, then open the course in JupyterLab
 	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --ServerApp.default_url=/lab/tree/notebooks/00_setup.ipynb
 
 test:  ## set up, then run every check CI runs
-	@tools/setup.sh chromium
+	@tools/setup.sh chromium eslint
 	$(MAKE) --no-print-directory $(TOGETHER) lint test-unit test-solutions test-notebooks
 
 test-quick:  ## the edit-test loop: lint and the tests without browsers, bench runs and stage checks
 	$(VENV)/bin/ruff check .
 	$(PYTEST) $(XDIST) -q -m "not browser and not bench and not stage" tests
 
-lint:  ## ruff, mypy over server/, and learner copies in step with solutions/
+# The pages' JavaScript: eslint.config.mjs, run by the virtualenv's Node.js (tools/setup.sh eslint).
+ESLINT := node_modules/eslint/bin/eslint.js
+
+lint:  ## ruff, eslint, mypy over server/, and learner copies in step with solutions/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@test -x $(VENV)/bin/node -a -f $(ESLINT) || { echo "Node.js or eslint is missing: run tools/setup.sh eslint (make test does)"; exit 1; }
+	$(VENV)/bin/node $(ESLINT) --max-warnings 0 .
 	$(VENV)/bin/mypy
 	$(PY) tools/make_learner.py --check
 

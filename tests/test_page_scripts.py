@@ -1,12 +1,12 @@
 """Every script the course's pages load parses, in the Chromium the browser tests use.
 
-A syntax check that needs no Node: CI machines have only what `tools/setup.sh` installs, and
-Chromium is one of them. Nothing a script does is run. A classic script is compiled with
-``new Function(text)``. A module is imported behind a first import that throws when it is
-evaluated: a module graph is fetched, parsed and linked whole before any of it runs, and runs
-in import order, so the throw comes first and stops the rest. What this catches: a syntax
-error in any module of the graph, and an import of a file or a name that does not exist.
-What it cannot catch is what a linter (eslint) would: an unused variable, a misspelt global.
+A check by the browser's own parser and module loader; nothing a script does is run. A
+classic script is compiled with ``new Function(text)``. A module is imported behind a first
+import that throws when it is evaluated: a module graph is fetched, parsed and linked whole
+before any of it runs, and runs in import order, so the throw comes first and stops the rest.
+What this catches: a syntax error in any module of the graph, and an import of a file or a name
+that does not exist. What it cannot catch, an unused variable or a misspelt global, eslint does
+(`make lint`; tests/test_eslint.py checks that eslint sees every script).
 
 The files are served by Playwright's `route` from `server/apps/static/`, with no app.
 """

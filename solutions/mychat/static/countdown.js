@@ -3,7 +3,7 @@
 
 // BEGIN STAGE 3
 const list = document.querySelector("#countdown");
-const status = document.querySelector("#status"); // role="status": announced when it changes
+const statusLine = document.querySelector("#status"); // role="status": announced when it changes
 
 // Relative, with the page's own query: under a hub's proxy path (/user/NAME/proxy/PORT/)
 // it stays under that path, where "/countdown" would leave it.
@@ -16,14 +16,14 @@ source.onmessage = (event) => {
   if (event.lastEventId === "0") { // the launch: nothing more will come
     source.close();
     list.setAttribute("aria-busy", "false");
-    status.textContent = "Countdown done.";
+    statusLine.textContent = "Countdown done.";
   }
 };
 
 source.onerror = () => { // a lost connection is retried (CONNECTING); any other answer is not
   if (source.readyState === EventSource.CLOSED) {
     list.setAttribute("aria-busy", "false");
-    status.textContent = "The countdown stopped before the launch: reload to try again.";
+    statusLine.textContent = "The countdown stopped before the launch: reload to try again.";
   }
 };
 // END STAGE 3

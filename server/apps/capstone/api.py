@@ -61,6 +61,7 @@ from server.apps.capstone.delivery import already_ended, reply_events
 from server.apps.capstone.generation import Generations
 from server.apps.capstone.metrics import CONTENT_TYPE, Metrics
 from server.apps.capstone.replies import Keys, Replies
+from server.apps.capstone.scripts import Outcome, StartOutcome
 from server.apps.capstone.session import (
     COOKIE,
     ExpiredSession,
@@ -184,31 +185,31 @@ async def chat(request: Request) -> Response:
         past = await history.read(replies.redis, user, keys.conv)
         messages = history.upstream_messages(past["messages"], settings.upstream_history)
         messages.append({"role": "user", "content": message})
-        outcome, value = await replies.start(
+        started = await replies.start(
             keys, messages=messages, seed=random.randrange(2**31), owner=settings.worker,
             lease=settings.lease_seconds, max_active=settings.max_active,
             rate=settings.rate_per_minute, idem=idem,
             user_message=json.dumps({"role": "user", "content": message}, ensure_ascii=False),
         )  # fmt: skip
-        if outcome == "again":
-            keys = await replies.keys_of(value) or keys
+        if started.outcome == StartOutcome.AGAIN:
+            keys = await replies.keys_of(started.reply) or keys
     except REDIS_DOWN:
         detail = "The chat's store (Redis) is unreachable; nothing was stored. Try again soon."
         raise Refused(503, detail, "redis", {"Retry-After": "2"}) from None
-    if outcome == "rate":
-        seconds = max(1, int(value))
+    if started.outcome == StartOutcome.RATE:
+        seconds = max(1, started.retry_after)
         detail = (
             f"Too many messages: at most {settings.rate_per_minute} a minute. "
             f"Try again in {seconds} s."
         )
         raise Refused(429, detail, "rate", {"Retry-After": str(seconds)})
-    if outcome == "busy":
+    if started.outcome == StartOutcome.BUSY:
         detail = (
-            f"You already have {value} replies streaming (at most {settings.max_active}). "
-            "Wait for one to finish, or stop it."
+            f"You already have {started.active} replies streaming (at most "
+            f"{settings.max_active}). Wait for one to finish, or stop it."
         )
         raise Refused(429, detail, "busy", {"Retry-After": "1"})
-    if outcome == "ok":
+    if started.outcome == StartOutcome.OK:
         state.generations.launch(keys)
     body = {
         "reply": keys.reply,
@@ -218,7 +219,7 @@ async def chat(request: Request) -> Response:
         "worker": settings.worker,
         "seed": int((await replies.record(keys.reply)).get("seed", 0)),
     }
-    return JSONResponse(body, 202 if outcome == "ok" else 200)
+    return JSONResponse(body, 202 if started.outcome == StartOutcome.OK else 200)
 
 
 async def _own_reply(request: Request, user: str) -> Keys:
@@ -272,7 +273,7 @@ async def stop(request: Request) -> Response:
     outcome = await request.app.state.replies.end(
         keys, "stopped", {"message": "Stopped."}, user=user
     )
-    if outcome != "ok":
+    if outcome != Outcome.OK:
         raise Refused(409, f"The reply has already ended ({outcome}).", "conflict")
     request.app.state.metrics.replies.labels("stopped").inc()
     generations: Generations = request.app.state.generations

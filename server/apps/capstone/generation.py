@@ -16,7 +16,7 @@ and seed give the same tokens, tested). A real model is not guaranteed to be (Op
 sent; at the first difference it ends the reply with an ``error`` event ("the model did not
 repeat itself; send the message again") instead of splicing two different answers. Nothing
 already delivered is ever changed, and no token is written twice: the stream holds token i
-only once (`replies.APPEND` checks the index).
+only once (`scripts.APPEND` checks the index).
 
 Why not hand the live upstream connection over? It dies with its process: an HTTP response
 cannot move. Why not store the upstream's response for replay? It is the stream itself:
@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 
 from server.apps.capstone.metrics import Metrics
 from server.apps.capstone.replies import LEASES, Keys, Replies
+from server.apps.capstone.scripts import ClaimOutcome, Outcome
 from server.apps.capstone.settings import Settings
 from server.llm.chunks import upstream_chunks
 from server.llm.upstream import CLOSE_TIMEOUT, Upstream, close_within, explain, status_of
@@ -121,11 +122,14 @@ class Generations:
         for reply in map(str, expired):
             if reply in self.tasks:
                 continue
-            outcome, start, attempt = await self.replies.claim(
+            claimed = await self.replies.claim(
                 reply, self.me, self.settings.lease_seconds, self.settings.max_takeovers + 1
             )
-            keys = await self.replies.keys_of(reply) if outcome == "ok" else None
+            if claimed.outcome is not ClaimOutcome.OK:
+                continue  # renewed meanwhile, or ended
+            keys = await self.replies.keys_of(reply)
             if keys is not None:
+                start, attempt = claimed.start, claimed.attempt
                 log.info("adopting reply %s at token %d (attempt %d)", reply, start, attempt)
                 self.metrics.takeovers.inc()
                 self.launch(keys, start, attempt)
@@ -191,7 +195,7 @@ class Generations:
                 status = await self.replies.renew(reply, self.me, self.settings.lease_seconds)
             except REDIS_DOWN:
                 continue  # writes are fenced: if the lease runs out meanwhile, nothing breaks
-            if status != "ok" and task is not None:
+            if status != Outcome.OK and task is not None:
                 task.cancel()
                 return
 
@@ -251,7 +255,7 @@ class Generations:
                 await asyncio.sleep(RECONNECT_EVERY)
         else:
             raise RedisGone
-        if outcome != "ok":
+        if outcome != Outcome.OK:
             raise Stop(outcome)
         self.metrics.tokens.inc()
         if index == 0 and start == 0:
@@ -267,7 +271,7 @@ class Generations:
         return "diverged"
 
     async def _end(self, keys: Keys, event: str, data: dict[str, Any]) -> None:
-        if await self.replies.end(keys, event, data, owner=self.me) == "ok":
+        if await self.replies.end(keys, event, data, owner=self.me) == Outcome.OK:
             self.metrics.replies.labels(event).inc()
 
 

@@ -1,9 +1,10 @@
 """A reply in Redis: its record, its stream of events, and the lease that says who generates it.
 
-Every change is one Lua script, so each is atomic, and every write a generator makes is
-**fenced** by the lease: the script first checks that the record still names this worker as
-its owner, and that the reply is still running. A worker that lost its lease (it stalled, it
-was presumed dead, the user pressed Stop) cannot write one more token.
+Every change is one Lua script (`server.apps.capstone.scripts`), so each is atomic, and
+every write a generator makes is **fenced** by the lease: the script first checks that the
+record still names this worker as its owner, and that the reply is still running. A worker
+that lost its lease (it stalled, it was presumed dead, the user pressed Stop) cannot write
+one more token.
 
 Keys, for reply ``R`` of user ``U`` in conversation ``C`` (all expire; see `Keys`):
 
@@ -38,115 +39,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from server.apps.capstone import scripts
+from server.apps.capstone.lua import run
+from server.apps.capstone.scripts import Claimed, Outcome, Started
+
 TERMINAL = ("done", "error", "stopped")
 LEASES = "cap:leases"
-
-_NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-
-# KEYS: gen, leases, active, rate, conv, pending, idem, stream
-# ARGV: rid, user, conv, messages, seed, owner, lease_ms, max_active, rate, window_s,
-#       user_message, history_cap, ttl, owner_event
-START = (
-    _NOW
-    + """
-local again = redis.call('GET', KEYS[7])
-if again then return {'again', again} end
-local window = tonumber(ARGV[10]) * 1000
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - window)
-if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[9]) then
-  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-  return {'rate', tostring(math.ceil((tonumber(oldest[2]) + window - now) / 1000))}
-end
-local active = redis.call('SCARD', KEYS[3])
-if active >= tonumber(ARGV[8]) then
-  return {'busy', tostring(active)}
-end
-redis.call('ZADD', KEYS[4], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[4], window)
-redis.call('HSET', KEYS[1], 'user', ARGV[2], 'conv', ARGV[3], 'messages', ARGV[4],
-  'seed', ARGV[5], 'owner', ARGV[6], 'status', 'running', 'next', 0, 'attempts', 1,
-  'created', now)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[7]), ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('RPUSH', KEYS[5], ARGV[11])
-redis.call('LTRIM', KEYS[5], -tonumber(ARGV[12]), -1)
-redis.call('XADD', KEYS[8], '*', 'event', 'owner', 'data', ARGV[14])
-for _, key in ipairs({KEYS[1], KEYS[3], KEYS[5], KEYS[8]}) do
-  redis.call('EXPIRE', key, ARGV[13])
-end
-redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[13])
-redis.call('SET', KEYS[7], ARGV[1], 'EX', ARGV[13])
-return {'ok', ARGV[1]}
-"""
-)
-
-# KEYS: gen, leases, stream; ARGV: rid, owner, lease_ms, max_attempts, owner_event
-CLAIM = (
-    _NOW
-    + """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return {'gone', '0', '0'}
-end
-local until_ = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if until_ and tonumber(until_) > now then return {'held', '0', '0'} end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'owner', ARGV[2])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
-if attempts <= tonumber(ARGV[4]) then
-  redis.call('XADD', KEYS[3], '*', 'event', 'owner', 'data', ARGV[5])
-end
-return {'ok', redis.call('HGET', KEYS[1], 'next'), tostring(attempts)}
-"""
-)
-
-# KEYS: gen, leases; ARGV: rid, owner, lease_ms
-RENEW = (
-    _NOW
-    + """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 'lost' end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' then return status end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
-return 'ok'
-"""
-)
-
-# KEYS: gen, stream, text; ARGV: owner, index, data, delta, write (the write's own key)
-APPEND = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 'lost' end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' then return status end
-if redis.call('HGET', KEYS[1], 'written') == ARGV[5] then return 'ok' end
-if tonumber(redis.call('HGET', KEYS[1], 'next')) ~= tonumber(ARGV[2]) then return 'out of order' end
-redis.call('XADD', KEYS[2], '*', 'data', ARGV[3])
-redis.call('HSET', KEYS[1], 'next', tonumber(ARGV[2]) + 1, 'written', ARGV[5])
-redis.call('APPEND', KEYS[3], ARGV[4])
-return 'ok'
-"""
-
-# KEYS: gen, stream, leases, active, conv, pending, text
-# ARGV: owner ('' = any), user ('' = any), rid, event, data, history_cap, ttl
-END = """
-if not redis.call('HGET', KEYS[1], 'status') then return 'not found' end
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'user') ~= ARGV[2] then return 'not found' end
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 'lost' end
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'running' then return status end
-redis.call('HSET', KEYS[1], 'status', ARGV[4])
-redis.call('XADD', KEYS[2], '*', 'event', ARGV[4], 'data', ARGV[5])
-redis.call('ZREM', KEYS[3], ARGV[3])
-redis.call('SREM', KEYS[4], ARGV[3])
-local text = redis.call('GET', KEYS[7]) or ''
-redis.call('RPUSH', KEYS[5], cjson.encode({role='assistant', content=text, reply=ARGV[3],
-  status=ARGV[4]}))
-redis.call('LTRIM', KEYS[5], -tonumber(ARGV[6]), -1)
-if redis.call('GET', KEYS[6]) == ARGV[3] then redis.call('DEL', KEYS[6]) end
-redis.call('HDEL', KEYS[1], 'messages')
-redis.call('DEL', KEYS[7])
-for _, key in ipairs({KEYS[1], KEYS[2]}) do redis.call('EXPIRE', key, ARGV[7]) end
-return 'ok'
-"""
 
 
 @dataclass(frozen=True)
@@ -183,16 +81,17 @@ class Keys:
 
 
 class Replies:
-    """The scripts above, registered once per worker, with Python signatures."""
+    """The scripts (`server.apps.capstone.scripts`), registered once per worker, called by
+    name with Python signatures, their answers parsed."""
 
     def __init__(self, redis: aioredis.Redis, history_cap: int, ttl: int) -> None:
         self.redis = redis
         self.history_cap, self.ttl = history_cap, ttl
-        self._start = redis.register_script(START)
-        self._claim = redis.register_script(CLAIM)
-        self._renew = redis.register_script(RENEW)
-        self._append = redis.register_script(APPEND)
-        self._end = redis.register_script(END)
+        self._start = redis.register_script(scripts.START)
+        self._claim = redis.register_script(scripts.CLAIM)
+        self._renew = redis.register_script(scripts.RENEW)
+        self._append = redis.register_script(scripts.APPEND)
+        self._end = redis.register_script(scripts.END)
 
     async def record(self, reply: str) -> dict[str, str]:
         """The reply's record (empty if there is none, or it expired)."""
@@ -202,69 +101,69 @@ class Replies:
     async def start(
         self, keys: Keys, *, messages: list[dict[str, str]], seed: int, owner: str,
         lease: float, max_active: int, rate: int, user_message: str, idem: str | None,
-    ) -> tuple[str, str]:  # fmt: skip
-        """Admit and record a new reply in one step: ``("ok", reply)``, ``("again", the reply
-        this idempotency key already made)``, ``("rate", seconds until the oldest message of
-        the last minute is a minute old)`` or ``("busy", replies already generating)``."""
-        idem_key = f"cap:idem:{keys.user}:{idem or keys.reply}"
-        rate_key = f"cap:rate:{keys.user}"
-        result: list[Any] = await self._start(
-            keys=[keys.gen, LEASES, keys.active, rate_key, keys.conversation, keys.pending,
-                  idem_key, keys.stream],
-            args=[keys.reply, keys.user, keys.conv, json.dumps(messages, ensure_ascii=False),
-                  seed, owner, int(lease * 1000), max_active, rate, 60, user_message,
-                  self.history_cap, self.ttl, owner_event(owner, 1)],
+    ) -> Started:  # fmt: skip
+        """Admit and record a new reply in one step: ``OK`` (with the reply), ``AGAIN`` (with
+        the reply this idempotency key already made), ``RATE`` (with the seconds until the
+        oldest message of the last minute is a minute old) or ``BUSY`` (with the replies
+        already generating)."""
+        inputs = scripts.Start(
+            gen=keys.gen, leases=LEASES, active=keys.active, recent=f"cap:rate:{keys.user}",
+            conversation=keys.conversation, pending=keys.pending,
+            idem=f"cap:idem:{keys.user}:{idem or keys.reply}", stream=keys.stream,
+            reply=keys.reply, user=keys.user, conv=keys.conv,
+            messages=json.dumps(messages, ensure_ascii=False), seed=seed, owner=owner,
+            lease_ms=int(lease * 1000), max_active=max_active, rate=rate, window_s=60,
+            user_message=user_message, history_cap=self.history_cap, ttl=self.ttl,
+            owner_event=owner_event(owner, 1),
         )  # fmt: skip
-        return str(result[0]), str(result[1])
+        return Started.parse(await run(self._start, inputs))
 
-    async def claim(
-        self, reply: str, owner: str, lease: float, max_attempts: int
-    ) -> tuple[str, int, int]:
-        """Adopt a reply whose lease ran out: ``("ok", tokens already sent, attempt)``, or
-        ``("held", ...)`` (someone renewed it), or ``("gone", ...)`` (it has ended)."""
-        stream = f"cap:reply:{reply}"
-        attempt_event = owner_event(owner, 0)
-        result: list[Any] = await self._claim(
-            keys=[f"cap:gen:{reply}", LEASES, stream],
-            args=[reply, owner, int(lease * 1000), max_attempts, attempt_event],
-        )
-        return str(result[0]), int(result[1]), int(result[2])
+    async def claim(self, reply: str, owner: str, lease: float, max_attempts: int) -> Claimed:
+        """Adopt a reply whose lease ran out: ``OK`` (with the tokens already sent and the
+        attempt), or ``HELD`` (someone renewed it), or ``GONE`` (it has ended)."""
+        inputs = scripts.Claim(
+            gen=f"cap:gen:{reply}", leases=LEASES, stream=f"cap:reply:{reply}", reply=reply,
+            owner=owner, lease_ms=int(lease * 1000), max_attempts=max_attempts,
+            owner_event=owner_event(owner, 0),
+        )  # fmt: skip
+        return Claimed.parse(await run(self._claim, inputs))
 
-    async def renew(self, reply: str, owner: str, lease: float) -> str:
-        """``"ok"``, or why this owner must stop: ``"lost"``, or the reply's new status."""
-        return str(
-            await self._renew(
-                keys=[f"cap:gen:{reply}", LEASES], args=[reply, owner, int(lease * 1000)]
-            )
-        )
+    async def renew(self, reply: str, owner: str, lease: float) -> Outcome:
+        """``OK``, or why this owner must stop: ``LOST``, or the reply's new status."""
+        inputs = scripts.Renew(
+            gen=f"cap:gen:{reply}", leases=LEASES, reply=reply, owner=owner,
+            lease_ms=int(lease * 1000),
+        )  # fmt: skip
+        return Outcome(await run(self._renew, inputs))
 
-    async def append(self, reply: str, owner: str, index: int, delta: str, write: str) -> str:
-        """Add token `index` to the stream: ``"ok"``, or why not (``"lost"``, ``"stopped"``).
+    async def append(self, reply: str, owner: str, index: int, delta: str, write: str) -> Outcome:
+        """Add token `index` to the stream: ``OK``, or why not (``LOST``, ``STOPPED``).
 
         `write` is this write's idempotency key, the same for each retry of it: a retry whose
         first attempt landed but whose answer was lost (Redis cut the connection after
-        running the script) is ``"ok"`` again, not ``"out of order"``, which would stop this
+        running the script) is ``OK`` again, not ``OUT_OF_ORDER``, which would stop this
         generation and make another worker adopt the reply and ask the model for it again."""
-        data = json.dumps({"delta": delta, "i": index}, ensure_ascii=False)
-        return str(
-            await self._append(
-                keys=[f"cap:gen:{reply}", f"cap:reply:{reply}", f"cap:gen:{reply}:text"],
-                args=[owner, index, data, delta, write],
-            )
-        )
+        inputs = scripts.Append(
+            gen=f"cap:gen:{reply}", stream=f"cap:reply:{reply}", text=f"cap:gen:{reply}:text",
+            owner=owner, index=index,
+            data=json.dumps({"delta": delta, "i": index}, ensure_ascii=False), delta=delta,
+            write=write,
+        )  # fmt: skip
+        return Outcome(await run(self._append, inputs))
 
     async def end(
         self, keys: Keys, event: str, data: dict[str, Any], *, owner: str = "", user: str = ""
-    ) -> str:
+    ) -> Outcome:
         """End the reply with `event` (done, error, stopped) and put its text in the history:
-        ``"ok"``, or why not (``"lost"``, ``"not found"``, or the status it already had)."""
-        outcome = await self._end(
-            keys=[keys.gen, keys.stream, LEASES, keys.active, keys.conversation,
-                  keys.pending, keys.text],
-            args=[owner, user, keys.reply, event, json.dumps(data, ensure_ascii=False),
-                  self.history_cap, self.ttl],
+        ``OK``, or why not (``LOST``, ``NOT_FOUND``, or the status it already had)."""
+        inputs = scripts.End(
+            gen=keys.gen, stream=keys.stream, leases=LEASES, active=keys.active,
+            conversation=keys.conversation, pending=keys.pending, text=keys.text,
+            owner=owner, user=user, reply=keys.reply, event=event,
+            data=json.dumps(data, ensure_ascii=False), history_cap=self.history_cap,
+            ttl=self.ttl,
         )  # fmt: skip
-        return str(outcome)
+        return Outcome(await run(self._end, inputs))
 
     async def release(self, reply: str, owner: str) -> None:
         """Let the lease run out now (a worker shutting down): another worker adopts the

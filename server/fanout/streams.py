@@ -13,14 +13,14 @@ retries after losing the answer does not add a duplicate).
 each new entry to the worker's `Hub`. Its cursor lives in the worker, so after Redis comes
 back it carries on from where it was; after Redis loses its data, new ids are newer anyway.
 
-**Catch up**: a client that reconnects with `Last-Event-ID: L` first **joins** the hub (from
-now on live entries queue up for it), then reads what it missed with `XRANGE room (L +`
-(the `(` makes the start exclusive), page by page, and then the live queue, skipping any
-entry at or below the last id it sent. Joining before reading is what leaves no gap: an entry
-is either old enough for the XRANGE or new enough for the queue, often both, never neither.
-It needs one more condition, which the catch-up waits for: the worker's follower must already
-have its cursor, or an entry added between the catch-up and the follower's first read would
-fall between them.
+**Catch up** (`server.fanout.stream_feed`): a client that reconnects with `Last-Event-ID: L`
+first **joins** the hub (from now on live entries queue up for it), then reads what it missed
+with `XRANGE room (L +` (the `(` makes the start exclusive), page by page, and then the live
+queue, skipping any entry at or below the last id it sent. Joining before reading is what
+leaves no gap: an entry is either old enough for the XRANGE or new enough for the queue, often
+both, never neither. It needs one more condition, which the catch-up waits for: the worker's
+follower must already have its cursor, or an entry added between the catch-up and the
+follower's first read would fall between them.
 
 **Reset**: an `L` older than the oldest entry still kept (trimmed away by `MAXLEN`), or one
 this stream never issued (the stream is gone: Redis lost its data), cannot be caught up
@@ -34,10 +34,8 @@ kept entry gets a reset it did not strictly need.)
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, Self
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -51,7 +49,8 @@ from server.fanout.broker import (
     message_of,
     unavailable,
 )
-from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message, Subscription
+from server.fanout.hub import DEFAULT_QUEUE_SIZE, Hub, Message
+from server.fanout.stream_feed import StreamFeed
 from server.idempotency import REMEMBERED
 from server.redis_client import RECONNECT_EVERY, REDIS_DOWN
 
@@ -130,13 +129,18 @@ class StreamsBroker(RedisFollower):
             )
         return StreamFeed(self, after, history)
 
-    async def oldest(self, count: int) -> list[Entry]:
-        """The first `count` entries still kept, oldest first."""
-        return _entries(await self.redis.xrange(self.key, count=count))
+    async def kept(self) -> tuple[StreamId, StreamId] | None:
+        """The positions of the oldest and of the newest entry kept (None: the stream is empty)."""
+        oldest = _entries(await self.redis.xrange(self.key, count=1))
+        newest = _entries(await self.redis.xrevrange(self.key, count=1))
+        return (_position(oldest[0]), _position(newest[0])) if oldest and newest else None
 
-    async def newest(self, count: int) -> list[Entry]:
-        """The last `count` entries, oldest first."""
-        return _entries(await self.redis.xrevrange(self.key, count=count))[::-1]
+    async def messages_after(self, last_id: str) -> AsyncIterator[Message]:
+        """The messages of every entry after `last_id` (`entries_after`): a feed's catch-up."""
+        async for entry_id, fields in entries_after(self.redis, self.key, last_id):
+            message = message_of(entry_id, fields, self.key)
+            if message is not None:
+                yield message
 
     async def before_newest(self, count: int) -> str:
         """The id just before the last `count` entries ("0-0" when there are no more), walked
@@ -185,11 +189,6 @@ class StreamsBroker(RedisFollower):
                     self._cursor = entry_id
 
 
-def reset_message(reason: str, after: StreamId) -> Message:
-    """The explicit notice that the history after `after` cannot be replayed."""
-    return Message(json.dumps({"reason": reason, "last_event_id": str(after)}), event="reset")
-
-
 async def entries_after(
     redis: aioredis.Redis, key: str, last_id: str, page: int = PAGE
 ) -> AsyncIterator[Entry]:
@@ -209,107 +208,6 @@ async def entries_after(
         if len(entries) < page:
             return
         start = f"({entries[-1][0]}"
-
-
-class StreamFeed:
-    """One client's messages from a stream: its catch-up first, then the live ones, each once."""
-
-    def __init__(self, broker: StreamsBroker, after: StreamId | None, history: int) -> None:
-        self._broker = broker
-        self._last = after  # the position of the last message this client has (or None)
-        self._history = history
-        self._checked = False  # whether `after` was checked against the history kept
-        self._reader: AsyncIterator[Entry] | None = None  # the catch-up, once started
-        self._start = "0-0"  # where a catch-up with nothing handed out yet begins (exclusive)
-        self._caught_up = after is None and history == 0
-        self._pending: deque[Message] = deque()  # read from Redis, not yet handed out
-        self._subscription: Subscription | None = None
-
-    async def __aenter__(self) -> Self:
-        self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def open(self) -> None:
-        """Join the hub before reading anything: this is what leaves no gap (see above)."""
-        self._subscription = self._broker.hub.join()
-
-    def close(self) -> None:
-        if self._subscription is not None:
-            self._broker.hub.leave(self._subscription)
-
-    async def next(self, timeout: float) -> Message | None:
-        if self._subscription is None:
-            raise RuntimeError("open the feed first: `async with broker.subscribe() as feed`")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self._pending and not self._caught_up:
-            try:
-                await self._catch_up()
-            except (*REDIS_DOWN, BrokerUnavailable):  # wait for Redis (heartbeats meanwhile)
-                left = deadline - loop.time()
-                if left <= 0:
-                    return None
-                await asyncio.sleep(min(left, RECONNECT_EVERY))
-        if self._pending:
-            return self._hand_out(self._pending.popleft())
-        while True:
-            message = await self._subscription.get(max(0.0, deadline - loop.time()))
-            if message is None:
-                return None
-            position = message.position
-            if self._last is None or (position is not None and position > self._last):
-                return self._hand_out(message)  # else: already sent during the catch-up
-
-    def _hand_out(self, message: Message) -> Message:
-        if message.id is not None:
-            self._last = message.position
-        return message
-
-    async def _catch_up(self) -> None:
-        """Move the next message this client missed into `_pending`, or finish catching up."""
-        broker = self._broker
-        if not broker.following:
-            raise BrokerUnavailable("the worker is not following the stream yet")
-        if self._last is None and not self._checked:  # a new client: the last `history`
-            self._checked = True
-            self._start = await broker.before_newest(self._history)
-        if not self._checked:
-            self._checked = True
-            if await self._reset_needed(self._last):
-                return  # hand out the reset first
-        if self._reader is None:  # (again after Redis failed: from the last one handed out)
-            after = str(self._last) if self._last is not None else self._start
-            self._reader = entries_after(broker.redis, broker.key, after)
-        try:
-            entry_id, fields = await anext(self._reader)
-        except StopAsyncIteration:
-            self._caught_up, self._reader = True, None
-            return
-        except REDIS_DOWN:
-            self._reader = None
-            raise
-        message = message_of(entry_id, fields, self._broker.key)
-        if message is not None:
-            self._pending.append(message)
-
-    async def _reset_needed(self, after: StreamId | None) -> bool:
-        """Whether the history kept cannot continue after `after`; if so, queue the reset."""
-        assert after is not None
-        oldest, newest = await self._broker.oldest(1), await self._broker.newest(1)
-        if not oldest or not newest:
-            reason = "the stream is empty: nothing after your last event id is kept"
-        elif after > _position(newest[0]):
-            reason = "your last event id was not issued by this stream (its data was lost?)"
-        elif after < _position(oldest[0]):
-            reason = "your last event id is older than the oldest message kept"
-        else:
-            return False
-        self._pending.append(reset_message(reason, after))
-        self._last = None  # from here on, every message kept is new to this client
-        return True
 
 
 def _entries(reply: Iterable[tuple[Any, Any]] | None) -> list[Entry]:

@@ -113,3 +113,14 @@ def test_the_mcp_workers_bench_runs() -> None:
     out = run("bench/bench_mcp_workers.py", "--smoke", timeout=120)
     for expected in ("2024-11-05", "hash of session id", "2026-07-28 sessionless", "A mid-call"):
         assert expected in out, out
+
+
+@pytest.mark.nginx
+@pytest.mark.redis
+@pytest.mark.timeout(200)  # its own bound is 150 s: 15 s alone, 35 s at a load average of 16
+def test_the_100k_bench_runs_and_loses_nothing() -> None:
+    """3,000 streams through 2 nginx workers on 2 ports: it exits 1 if one did not open or a
+    broadcast missed one (each listener checks its numbers)."""
+    out = run("bench/bench_100k.py", "--smoke", timeout=150)
+    for expected in ("## limits", "ephemeral ports", "listen overflows", "3,000 of 3,000; lost: 0"):
+        assert expected in out, out

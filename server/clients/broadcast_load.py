@@ -13,9 +13,10 @@ minus `t`, both read from the wall clock of this one machine.
 
 A listener process is driven by one JSON line per command on its stdin and answers with one
 JSON line on its stdout (`python -m server.clients.broadcast_load URL N`): it says
-`{"ready": ...}` once its streams are open, then answers `{"wait": count, "timeout": s}`
-(every open stream has `count` messages) and `{"report": true}` (the delays, counts and CPU
-since the last report). Its stdin closing stops it.
+`{"ready": ...}` once its streams are open (with their connect times, `connect_summary`),
+then answers `{"wait": count, "timeout": s}` (every open stream has `count` messages) and
+`{"report": true}` (the delays, counts and CPU since the last report). Its stdin closing
+stops it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from server.clients.http_raw import read_head
 from server.clients.load import HeldStreams, StreamRecord, loopback_address
+from server.clients.measure import percentile
 from server.sse import Event
 
 
@@ -72,7 +74,16 @@ async def _listen(url: str, n: int, opening: int) -> None:
         records: list[StampedRecord] = held.records  # type: ignore[assignment]
         opened = sum(r.connected is not None for r in records)
         errors = sorted({r.error for r in records if r.error})
-        say({"ready": opened, "asked": n, "errors": errors[:5], "limit": held.limit_note})
+        connects = [r.connected for r in records if r.connected is not None]
+        say(
+            {
+                "ready": opened,
+                "asked": n,
+                "errors": errors[:5],
+                "limit": held.limit_note,
+                "connect": connect_summary(connects),
+            }
+        )
         cpu = time.process_time()
         wall = time.perf_counter()
         while line := await reader.readline():
@@ -97,6 +108,18 @@ async def _listen(url: str, n: int, opening: int) -> None:
                     }
                 )
                 cpu, wall = now_cpu, now_wall
+
+
+def connect_summary(seconds: list[float]) -> dict[str, float | int]:
+    """Connect times (to the response headers): p50, p99, max, and how many took over 1 s,
+    the first SYN retransmission: a connect that waited that long was dropped by a full
+    listen backlog once (a burst of connects meets `somaxconn` there, not an error)."""
+    return {
+        "p50": percentile(seconds, 50),
+        "p99": percentile(seconds, 99),
+        "max": max(seconds, default=0.0),
+        "over_1s": sum(s >= 1.0 for s in seconds),
+    }
 
 
 async def publish_paced(url: str, rate: float, seconds: float, first: int = 1) -> int:

@@ -8,10 +8,12 @@ to the apps, and one proxied `location /` whose directives each call chooses. Th
 at a time and measures each. `websocket_proxy()` adds what a WebSocket needs (lesson 10).
 
 Beyond the location, each call can add directives at every level of the config (`main`,
-`http`, `upstream`, `server`), size the worker (`worker_connections`), drop the upstream
-`keepalive` (`keepalive=None`), and serve HTTPS, with HTTP/2 if asked, from a certificate of
-`server.course.certificate`. The HTTP/2 switch is written the way the installed nginx wants
-it: `listen ... ssl http2` before 1.25.1, `http2 on;` from then on (`nginx_version()`).
+`http`, `upstream`, `server`), size each worker (`worker_connections`), run several
+(`worker_processes`: one holds at most the open-files limit of descriptors, two per proxied
+stream), drop the upstream `keepalive` (`keepalive=None`), and serve HTTPS, with HTTP/2 if
+asked, from a certificate of `server.course.certificate`. The HTTP/2 switch is written the
+way the installed nginx wants it: `listen ... ssl http2` before 1.25.1, `http2 on;` from then
+on (`nginx_version()`).
 
 The access log (`access_log(server)`) has one line per request, written when the response
 ends, with the protocol the client spoke and the `Last-Event-ID` it sent; `reload_nginx`
@@ -100,6 +102,7 @@ def start_nginx(
     server: str = "",
     main: str = "",
     worker_connections: int = 1024,
+    worker_processes: int = 1,
     keepalive: int | None = 16,
     tls: Certificate | None = None,
     http2: bool = False,
@@ -134,6 +137,7 @@ def start_nginx(
             http_extra=http,
             main_extra=main,
             worker_connections=str(worker_connections),
+            worker_processes=str(worker_processes),
             user="user root;" if os.geteuid() == 0 else "",
         )
         (workdir / "nginx.conf").write_text(config)

@@ -23,6 +23,7 @@ from server.clients.listeners import (
     wait_until_received,
 )
 from server.clients.publisher import publish, publish_numbered
+from server.clients.sse_client import connect_sse
 from server.course.cluster import shutdown_redis, start_workers, upstreams
 from server.course.launcher import Server, start_nginx
 from server.fanout import Dropped, Hub, Message, StreamsBroker, fan_out
@@ -286,15 +287,20 @@ def test_a_last_event_id_older_than_the_history_kept_gets_an_explicit_reset(
             await broker.stop()
 
     ids = asyncio.run(scenario())
-    oldest_kept = httpx2.get(f"{nginx.url}/events?history=400&limit=1").text
-    for stale in (ids[0], "99999999999999-0"):  # trimmed away; never issued
-        body = httpx2.get(f"{nginx.url}/events?limit=2", headers={"Last-Event-ID": stale}).text
-        reset, first = Decoder().feed(body.encode())
-        assert reset.event == "reset" and json.loads(reset.data)["last_event_id"] == stale
-        assert reset.id == "", "a reset carries no id: the client keeps asking from its own"
-        assert first.data == Decoder().feed(oldest_kept.encode())[0].data, "then the oldest kept"
-    fine = httpx2.get(f"{nginx.url}/events?limit=1", headers={"Last-Event-ID": ids[-2]}).text
-    assert Decoder().feed(fine.encode())[0].id == ids[-1], "a kept id resumes right after it"
+    with httpx2.Client(base_url=nginx.url) as client:
+        with connect_sse(client, "GET", "/events?history=400&limit=1") as events:
+            (oldest_kept,) = events
+        for stale in (ids[0], "99999999999999-0"):  # trimmed away; never issued
+            after = {"Last-Event-ID": stale}
+            with connect_sse(client, "GET", "/events?limit=2", headers=after) as events:
+                reset, first = events
+            assert reset.event == "reset" and json.loads(reset.data)["last_event_id"] == stale
+            assert reset.id == "", "a reset carries no id: the client keeps asking from its own"
+            assert first.data == oldest_kept.data, "then the oldest kept"
+        after = {"Last-Event-ID": ids[-2]}
+        with connect_sse(client, "GET", "/events?limit=1", headers=after) as events:
+            (resumed,) = events
+        assert resumed.id == ids[-1], "a kept id resumes right after it"
     for malformed in ("banana", "5", "5-0-0", "+"):
         answer = httpx2.get(f"{nginx.url}/events", headers={"Last-Event-ID": malformed})
         assert answer.status_code == 400
@@ -330,8 +336,9 @@ def test_the_stream_is_the_chat_history_a_new_listener_can_read_back(
         httpx2.post(
             f"{nginx.url}/publish", json={"n": n, "text": f"message {n}"}
         ).raise_for_status()
-    body = httpx2.get(f"{nginx.url}/events?history=5&limit=5").content
-    assert [json.loads(e.data)["n"] for e in Decoder().feed(body)] == [7, 8, 9, 10, 11]
+    url = f"{nginx.url}/events?history=5&limit=5"
+    with httpx2.Client() as client, connect_sse(client, "GET", url) as events:
+        assert [json.loads(e.data)["n"] for e in events] == [7, 8, 9, 10, 11]
     refused = httpx2.get(f"{nginx.url}/events?history=x")
     assert refused.status_code == 400
 

@@ -52,8 +52,8 @@ import httpx2
 import pytest
 from conftest import wait_until
 
+from server.clients.sse_client import connect_sse
 from server.course.launcher import Server, free_port, start_app, start_command
-from server.sse import Decoder
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "/user/learner/"  # what JupyterHub gives a user called "learner"
@@ -278,10 +278,11 @@ def test_the_proxy_does_not_tell_the_server_that_the_browser_left(
     # the stream ("cancelled"); through jupyter-server-proxy it goes on to its end, unread
     # ("finished"): an endless stream would run until the proxy's 7,200 s timeout.
     def leave_after_three(url: str, headers: dict[str, str]) -> None:
-        with httpx2.stream("GET", url, headers=headers, timeout=10) as response:
-            decoder, seen = Decoder(), 0
-            for chunk in response.iter_bytes():
-                seen += len(decoder.feed(chunk))
+        with (
+            httpx2.Client(timeout=10) as client,
+            connect_sse(client, "GET", url, headers=headers) as events,
+        ):
+            for seen, _ in enumerate(events, 1):
                 if seen >= 3:
                     return
 

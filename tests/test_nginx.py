@@ -27,12 +27,12 @@ from conftest import wait_until
 from server.clients.delivery_times import Delivery, deliveries
 from server.clients.load import HeldStreams, LoadSummary
 from server.clients.resume import read_with_resume
+from server.clients.sse_client import connect_sse
 from server.course import nginx
 from server.course.binaries import find_binary
 from server.course.certificate import Certificate, self_signed_certificate
 from server.course.errors import LauncherError
 from server.course.launcher import Server, start_app, start_nginx
-from server.sse import Decoder
 
 pytestmark = pytest.mark.nginx
 
@@ -68,11 +68,10 @@ def through(upstream: Server, location: str, path: str, **options: Any) -> list[
 def read_ids(url: str) -> tuple[list[str], str]:
     """The ids received and how the stream ended: "ended" or the error's class name."""
     ids: list[str] = []
-    decoder = Decoder()
     try:
-        with httpx2.stream("GET", url, timeout=30) as response:
-            for chunk in response.iter_bytes():
-                ids += [event.id or "" for event in decoder.feed(chunk)]
+        with httpx2.Client(timeout=30) as client, connect_sse(client, "GET", url) as events:
+            for event in events:  # kept one by one: a cut ends the loop, not what came before
+                ids.append(event.id or "")
     except httpx2.HTTPError as error:
         return ids, type(error).__name__
     return ids, "ended"

@@ -21,6 +21,7 @@ from websockets.exceptions import InvalidStatus
 
 from server.apps.ws_chat import websocket_text
 from server.clients.http_raw import websocket_frame
+from server.clients.sse_client import aconnect_sse
 from server.clients.wire_bytes import WireBytes, sse_bytes, websocket_bytes
 from server.clients.ws_load import HeldSockets
 from server.clients.ws_resume import read_room, read_with_resume, with_last_id
@@ -31,7 +32,6 @@ from server.course.reply_cuts import cut_while_replying
 from server.course.wiretap import Wiretap, start_wiretap
 from server.fanout import Message
 from server.seed_texts import REPLY
-from server.sse import Decoder
 
 APP = "server.apps.ws_chat:app"
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,12 +72,14 @@ def test_a_message_in_its_reply_out_on_the_same_websocket(chat: Server) -> None:
 
 def test_sse_and_websocket_carry_the_same_room_messages(chat: Server) -> None:
     async def scenario() -> tuple[list[dict], list[dict]]:
-        async with httpx2.AsyncClient(timeout=DEADLINE) as http:
-            request = http.build_request("GET", f"{chat.url}/events?limit={ONE_REPLY}")
-            sse_response = await http.send(request, stream=True)  # joined the room: 200 sent
+        url = f"{chat.url}/events?limit={ONE_REPLY}"
+        async with (
+            httpx2.AsyncClient(timeout=DEADLINE) as http,
+            aconnect_sse(http, "GET", url) as events,  # joined the room: 200 sent
+        ):
             over_ws = asyncio.create_task(ask(chat.url, "both"))
-            body = await sse_response.aread()
-            return await over_ws, [json.loads(e.data) for e in Decoder().feed(body)]
+            over_sse = [json.loads(event.data) async for event in events]
+            return await over_ws, over_sse
 
     over_ws, over_sse = asyncio.run(scenario())
     assert over_ws == over_sse and len(over_ws) == ONE_REPLY
@@ -247,12 +249,12 @@ def test_nginx_needs_upgrade_and_connection_for_a_websocket(chat: Server) -> Non
 
 async def sse_reply(url: str) -> str:
     """POST a message and read its reply from `/events`, both at `url`."""
-    async with httpx2.AsyncClient(timeout=DEADLINE) as http:
-        request = http.build_request("GET", f"{url}/events?limit={ONE_REPLY}")
-        stream = await http.send(request, stream=True)
+    async with (
+        httpx2.AsyncClient(timeout=DEADLINE) as http,
+        aconnect_sse(http, "GET", f"{url}/events?limit={ONE_REPLY}") as events,
+    ):
         await http.post(f"{url}/messages", json={"text": "hi"})
-        events = Decoder().feed(await stream.aread())
-    return reply_text([json.loads(event.data) for event in events])
+        return reply_text([json.loads(event.data) async for event in events])
 
 
 @pytest.mark.nginx

@@ -7,11 +7,15 @@ check relies on (which location, hence which proxy_read_timeout, nginx picks for
 
 from __future__ import annotations
 
+import socket
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from server.course import project
+from server.course import ports, project
+from server.course.ports import LOOPBACK, free_port
 from server.course.stages import check_stage
 from server.course.stages.nginx_project import effective, parse_config, seconds
 from server.course.stages.run import Missed
@@ -35,12 +39,39 @@ def test_buffering_left_on_holds_big_events(
     assert "❌ your config passes each event on at once" in out, out
 
 
+@pytest.fixture
+def first_port_taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[socket.socket]]:
+    """The first port anything in this process chooses (`free_port`) is taken at once by
+    another listener, as another process can take it between the choice and the bind."""
+    held: list[socket.socket] = []
+
+    def chosen_then_taken(host: str = LOOPBACK) -> int:
+        port = ports.free_port(host)  # (this module's free_port is this function now)
+        if not held:
+            thief = socket.socket()
+            thief.bind((host, port))
+            thief.listen()
+            held.append(thief)
+        return port
+
+    for module in list(sys.modules.values()):
+        if module is not ports and getattr(module, "free_port", None) is free_port:
+            monkeypatch.setattr(module, "free_port", chosen_then_taken)
+    yield held
+    for thief in held:
+        thief.close()
+
+
 def test_http_1_0_upstream_opens_a_connection_per_request(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], first_port_taken: list[socket.socket]
 ) -> None:
+    """Counting the learner's requests only (not nginx's readiness probe, which goes through
+    the wiretap too), with the first port the check chose taken meanwhile by another listener:
+    the wiretap's port, chosen before nginx started and bound after the apps, once was in CI."""
     folder = broken(tmp_path, "nginx.conf", ("proxy_http_version 1.1;", ""))
     assert not check_stage(6, folder)
     out = capsys.readouterr().out
+    assert first_port_taken, "the check chose no port: the test proves nothing"
     assert "❌ nginx reuses its connections to your app" in out, out
     assert "5 requests took 5 connections to the app (HTTP/1.0)" in out, out
 

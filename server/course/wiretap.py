@@ -71,13 +71,23 @@ class Wiretap:
     def port(self) -> int:
         return self.server.port
 
-    def records(self) -> list[Record]:
-        """Everything recorded so far, leaving out connections that carried no bytes (such as
-        the launcher's readiness check, which only connects)."""
-        assert self.server.workdir is not None
-        records = list(read_records(self.server.workdir / RECORDS))
+    def records(self, since: int = 0) -> list[Record]:
+        """Everything recorded so far (from the `mark()` `since`, if given), leaving out
+        connections that carried no bytes (such as the launcher's readiness check, which only
+        connects)."""
+        records = self._all()[since:]
         talked = {r.connection for r in records if r.data}
         return [r for r in records if r.connection in talked]
+
+    def mark(self) -> int:
+        """A place in the records: `records(since=mark)` leaves out what crossed before it, such
+        as nginx's readiness probe on its way to the app. A chunk is recorded before it is
+        forwarded, so a request answered by now is behind the mark, whole."""
+        return len(self._all())
+
+    def _all(self) -> list[Record]:
+        assert self.server.workdir is not None
+        return list(read_records(self.server.workdir / RECORDS))
 
     def cut(self) -> None:
         """Close every connection open right now, as a failing network would."""
@@ -101,7 +111,9 @@ def start_wiretap(
     chunk_size: int = 0,
     cut_after: int = 0,
 ) -> Wiretap:
-    """Start a wiretap in front of `upstream` (a `Server`, or a `(host, port)` pair)."""
+    """Start a wiretap in front of `upstream` (a `Server`, or a `(host, port)` pair), on
+    `port`, or with None on one the OS picks as it binds, so no other process can take it
+    between the choice and the bind (nginx in front of it is then given `tap.port`)."""
     if isinstance(upstream, Server):
         upstream = (upstream.host, upstream.port)
     host, upstream_port = upstream
@@ -110,13 +122,17 @@ def start_wiretap(
         "--record", f"{{workdir}}/{RECORDS}",
         "--delay", str(delay), "--chunk-size", str(chunk_size), "--cut-after", str(cut_after),
     ]  # fmt: skip
-    return Wiretap(start_python("server.course.wiretap", args, port=port, name="wiretap"))
+    listening = r"\bon 127\.0\.0\.1:(\d+)"  # the port it bound: `--port 0` lets the OS pick
+    return Wiretap(
+        start_python("server.course.wiretap", args, port=port, name="wiretap", listening=listening)
+    )
 
 
 def read_records(path: Path) -> Iterator[Record]:
     if not path.exists():
         return
-    for line in path.read_text().splitlines():
+    # A line is written whole, yet a reader may see its first part only: left for next time.
+    for line in path.read_text().split("\n")[:-1]:
         item = json.loads(line)
         yield Record(item["t"], item["c"], item["d"], base64.b64decode(item["b"]))
 

@@ -115,6 +115,32 @@ def start_project_nginx(
     port through the launcher; the run stops it. `server.url` is where to send requests.
     `edit` changes the learner's text first, line for line (stage 6 shortens its timeouts).
     """
+    text = project_text(run, edit)
+    workers = [f"{LOOPBACK}:{port}" for port in upstream_ports]
+
+    def attempt(port: int) -> Server:
+        workdir = checked_config(text, port, workers)
+        try:
+            return run_nginx(workdir, port)
+        except PortInUseError:
+            raise  # on_a_free_port tries another port
+        except LauncherError as error:  # nginx -t passed, yet nginx did not start
+            raise Missed(
+                nginx_verdict(str(error), workdir / "nginx.conf", "nginx did not start")
+            ) from None
+
+    return run.started(on_a_free_port(None, attempt, LOOPBACK))
+
+
+def check_project_config(run: StageRun) -> None:
+    """`nginx -t` on the learner's config filled in for one app worker, without running nginx:
+    a rejection is a `Missed` at the learner's line. (Stage 6 reads the config's timeouts
+    before it starts the app that nginx will stand in front of.)"""
+    checked_config(project_text(run), 1, [f"{LOOPBACK}:1"])
+
+
+def project_text(run: StageRun, edit: Callable[[str], str] | None = None) -> str:
+    """The learner's config, edited by `edit`; `Missed` if it is not there or lacks a name."""
     source = run.project / CONFIG
     if not source.is_file():
         raise Missed(f"there is no mychat/{CONFIG}")
@@ -124,28 +150,22 @@ def start_project_nginx(
     missing = missing_names(text)
     if missing:
         raise Missed(f"mychat/{CONFIG} has no {' and no '.join(missing)} line")
-    workers = [f"{LOOPBACK}:{port}" for port in upstream_ports]
+    return text
 
-    def attempt(port: int) -> Server:
-        workdir = new_workdir("nginx")
-        rendered = workdir / "nginx.conf"
-        rendered.write_text(
-            render_project_config(
-                text, listen=f"{LOOPBACK}:{port}", workers=workers, prefix=workdir
-            )
-        )
-        try:
-            check_config(workdir)
-        except LauncherError as error:
-            raise Missed(nginx_verdict(str(error), rendered)) from None
-        try:
-            return run_nginx(workdir, port)
-        except PortInUseError:
-            raise  # on_a_free_port tries another port
-        except LauncherError as error:  # nginx -t passed, yet nginx did not start
-            raise Missed(nginx_verdict(str(error), rendered, "nginx did not start")) from None
 
-    return run.started(on_a_free_port(None, attempt, LOOPBACK))
+def checked_config(text: str, port: int, workers: Sequence[str]) -> Path:
+    """A private folder with `text` rendered into its nginx.conf, which `nginx -t` accepted
+    (`Missed` with nginx's verdict, at the learner's line, if not)."""
+    workdir = new_workdir("nginx")
+    rendered = workdir / "nginx.conf"
+    rendered.write_text(
+        render_project_config(text, listen=f"{LOOPBACK}:{port}", workers=workers, prefix=workdir)
+    )
+    try:
+        check_config(workdir)
+    except LauncherError as error:
+        raise Missed(nginx_verdict(str(error), rendered)) from None
+    return workdir
 
 
 # Reading the config back: which directive applies where, as nginx decides it (for stage 6's

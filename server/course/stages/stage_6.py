@@ -32,10 +32,11 @@ import httpx2
 
 from server.clients.delivery_times import Delivery, deliveries, passed_on
 from server.clients.sse_client import NotAnEventStream, aconnect_sse
-from server.course.launcher import start_app
-from server.course.ports import LOOPBACK, free_port
+from server.course.launcher import Server, start_app
+from server.course.ports import LOOPBACK
 from server.course.stages.nginx_project import (
     CONFIG,
+    check_project_config,
     effective,
     parse_config,
     render_project_config,
@@ -108,10 +109,11 @@ def compressed(text: str, factor: float, at_http: bool) -> str:
     return "\n".join(lines)
 
 
-def upstream_requests(tap: Wiretap) -> dict[int, list[tuple[str, str]]]:
-    """Per upstream connection, the (path, HTTP version) of each request nginx sent on it."""
+def upstream_requests(tap: Wiretap, since: int) -> dict[int, list[tuple[str, str]]]:
+    """Per upstream connection, the (path, HTTP version) of each request nginx sent on it
+    after the wiretap's mark `since`."""
     sent: dict[int, bytes] = {}
-    for record in tap.records():
+    for record in tap.records(since):
         if record.direction == "up":
             sent[record.connection] = sent.get(record.connection, b"") + record.data
     return {
@@ -130,19 +132,9 @@ async def read_chat(client: httpx2.AsyncClient, url: str) -> tuple[float, list[E
     return first, events
 
 
-async def check(run: StageRun) -> None:
-    text = (run.project / CONFIG).read_text() if (run.project / CONFIG).is_file() else ""
-    tap_port = free_port(LOOPBACK)  # nginx is told the wiretap's port before it starts
-
-    with run.step(
-        f"nginx -t accepts mychat/{CONFIG} (filled in for one app worker), and nginx starts",
-        hint=UPSTREAM_HINT,
-    ):
-        proxy = await asyncio.to_thread(start_project_nginx, run, [tap_port])
-        timeout, at_http = read_timeout_for_chat(text)
-
-    factor = timeout / COMPRESSED
-    heartbeat = min(max(HEARTBEAT / factor, 0.05), 300.0)
+async def start_apps(run: StageRun, heartbeat: float) -> tuple[Server, Server]:
+    """(the course's `stamped_events`, the learner's app): the app in front of the course's
+    fake model, which is silent for `SILENCE` s, and sending heartbeats every `heartbeat` s."""
     model, stamped = await asyncio.gather(
         asyncio.to_thread(
             start_app,
@@ -167,8 +159,27 @@ async def check(run: StageRun) -> None:
         "CHAT_HEARTBEAT": f"{heartbeat:.3f}",
     }
     app = await asyncio.to_thread(run.app, env=env)
-    tap = await asyncio.to_thread(start_wiretap, app, port=tap_port)
-    run.started(tap.server)
+    return stamped, app
+
+
+async def check(run: StageRun) -> None:
+    text = (run.project / CONFIG).read_text() if (run.project / CONFIG).is_file() else ""
+
+    with run.step(
+        f"nginx -t accepts mychat/{CONFIG} (filled in for one app worker), and nginx starts",
+        hint=UPSTREAM_HINT,
+    ):
+        await asyncio.to_thread(check_project_config, run)
+        timeout, at_http = read_timeout_for_chat(text)
+        factor = timeout / COMPRESSED
+        heartbeat = min(max(HEARTBEAT / factor, 0.05), 300.0)
+        stamped, app = await start_apps(run, heartbeat)
+        # The wiretap binds a port of the OS's choosing before nginx is told it: a port chosen
+        # first and bound later can be taken meanwhile by another process (it was, in CI).
+        tap = await asyncio.to_thread(start_wiretap, app)
+        run.started(tap.server)
+        proxy = await asyncio.to_thread(start_project_nginx, run, [tap.port])
+    probed = tap.mark()  # nginx's readiness probe went through the wiretap: not the learner's
 
     async with httpx2.AsyncClient(base_url=proxy.url, timeout=15) as client:
         with run.step(
@@ -202,7 +213,8 @@ async def check(run: StageRun) -> None:
             await client.get(PATHS[4])
 
             def missing() -> list[str]:  # the wiretap writes its records a moment later
-                paths = {p.split("?")[0] for r in upstream_requests(tap).values() for p, _ in r}
+                sent = upstream_requests(tap, probed).values()
+                paths = {p.split("?")[0] for r in sent for p, _ in r}
                 return [path for path in PATHS if path not in paths]
 
             if not await wait_until(lambda: not missing(), within=3.0):
@@ -214,7 +226,7 @@ async def check(run: StageRun) -> None:
             '`proxy_http_version 1.1;` and `proxy_set_header Connection "";`, and '
             "`keepalive 16;` in the upstream block",
         ):
-            seen = upstream_requests(tap)
+            seen = upstream_requests(tap, probed)
             requests = sum(len(r) for r in seen.values())
             versions = sorted({version for r in seen.values() for _, version in r})
             if len(seen) >= requests:

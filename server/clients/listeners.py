@@ -3,7 +3,7 @@
 Lesson 09 asks one question while workers die and Redis goes away: did every listener get
 every message, once, in order? So a `Listener`:
 
-- reads its stream with `server.sse.Decoder`, and keeps each message (its JSON data, its id,
+- reads its stream with `server.clients.sse_client`, and keeps each message (its JSON data, its id,
   when it arrived) and each `event: reset`;
 - when the stream ends or breaks, waits the `retry` the server sent and reconnects with
   `Last-Event-ID`, as a browser does, and stops for good on an answer a browser would not
@@ -37,8 +37,9 @@ import httpx2
 
 from server.clients.http_raw import build_request
 from server.clients.load import loopback_address
-from server.clients.resume import DEFAULT_RETRY_MS, next_ready_state
-from server.sse import MEDIA_TYPE, Decoder, Event
+from server.clients.resume import DEFAULT_RETRY_MS
+from server.clients.sse_client import EventStream, NotAnEventStream, aconnect_sse
+from server.sse import MEDIA_TYPE, Event
 
 
 @dataclass(frozen=True)
@@ -126,27 +127,26 @@ class Listener:
     async def _run(self) -> None:
         broke_at: float | None = None
         while True:
-            headers = {"Accept": MEDIA_TYPE, **self.headers}
+            headers = dict(self.headers)
             if self.last_event_id:
                 headers["Last-Event-ID"] = self.last_event_id
-            decoder = Decoder()
+            events: EventStream | None = None
             try:
-                async with self.client.stream("GET", self.url, headers=headers) as response:
-                    content_type = response.headers.get("content-type", "")
-                    if next_ready_state(response.status_code, content_type) == "CLOSED":
-                        self.closed_for_good = f"HTTP {response.status_code}"
-                        return
+                async with aconnect_sse(self.client, "GET", self.url, headers=headers) as events:
                     gap = None if broke_at is None else time.perf_counter() - broke_at
-                    self.connections.append(Connection(response.headers.get("x-worker", ""), gap))
+                    worker = events.response.headers.get("x-worker", "")
+                    self.connections.append(Connection(worker, gap))
                     self._broken.clear()
                     self._connected.set()
-                    async for chunk in response.aiter_bytes():
-                        for event in decoder.feed(chunk):
-                            self._accept(event)
-                        if decoder.retry is not None:
-                            self.retry_ms = decoder.retry
+                    async for event in events:
+                        self._accept(event)
+            except NotAnEventStream as refused:  # a browser would not read it: closed for good
+                self.closed_for_good = f"HTTP {refused.response.status_code}"
+                return
             except httpx2.TransportError:
                 pass  # cut, reset or refused: reconnect, as a browser does
+            if events is not None and events.decoder.retry is not None:
+                self.retry_ms = events.decoder.retry
             broke_at = time.perf_counter()
             self._connected.clear()
             self._broken.set()

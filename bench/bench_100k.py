@@ -167,7 +167,9 @@ class MemoryWatch:
 
 
 @contextmanager
-def stack(plan: Plan, backlog: int) -> Iterator[tuple[dict[str, Server], Server, list[int]]]:
+def stack(
+    plan: Plan, backlog: int
+) -> Iterator[tuple[dict[str, Server], Server, list[int], Server]]:
     """Redis, the app workers and nginx (one extra port per listener process), all by PID."""
     with ExitStack() as stop, start_redis() as redis:
         env = {"BROKER": "streams", "REDIS_URL": redis.url}
@@ -186,7 +188,7 @@ def stack(plan: Plan, backlog: int) -> Iterator[tuple[dict[str, Server], Server,
                 main=f"worker_rlimit_nofile {plan.files};",
             )
         )
-        yield workers, nginx, ports
+        yield workers, nginx, ports, redis
 
 
 def nginx_workers(nginx: Server) -> list[int]:
@@ -199,11 +201,15 @@ def hub_clients(worker: Server) -> int:
         return int(json.load(answer)["hub"]["clients"])
 
 
-def open_listeners(urls: list[str], shares: list[int], opening: int) -> list[LoadProcesses]:
+def open_listeners(
+    urls: list[str], shares: list[int], opening: int, timeout: float
+) -> list[LoadProcesses]:
     """One listener process per URL, opened side by side; each holds its share of streams."""
 
     def one(pair: tuple[str, int]) -> LoadProcesses:
-        return LoadProcesses(pair[0], pair[1], processes=1, opening=opening)
+        return LoadProcesses(
+            pair[0], pair[1], processes=1, opening=opening, connect_timeout=timeout
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, len(urls))) as pool:
         return list(pool.map(one, zip(urls, shares, strict=True)))
@@ -242,13 +248,14 @@ def measure_step(
 def broadcast(
     url: str, loads: list[LoadProcesses], seen: list[int], first: int, messages: int,
     pids: dict[str, list[int]], wait: float,
-) -> tuple[Report, int, int, dict[str, float]]:  # fmt: skip
+) -> tuple[Report, int, int, dict[str, float], float]:  # fmt: skip
     """`messages` broadcasts, one at a time, each waited for at every stream before the next.
 
     Returns the merged report, the deliveries expected, the next message number, and the CPU
-    seconds each group of `pids` spent meanwhile."""
+    seconds each group of `pids` spent meanwhile, and the wall time."""
     for load in loads:
         load.report()  # from here on
+    started = time.monotonic()
     cpu = {name: sum(cpu_seconds(p) for p in group) for name, group in pids.items()}
     for _ in range(messages):
         first = asyncio.run(publish_paced(url, 1.0, 1.0, first))
@@ -258,7 +265,18 @@ def broadcast(
     used = {name: sum(cpu_seconds(p) for p in group) - cpu[name] for name, group in pids.items()}
     report = Report.merge([load.report() for load in loads])
     expected = messages * sum(load.opened for load in loads)
-    return report, expected, first, used
+    return report, expected, first, used, time.monotonic() - started
+
+
+def idle_cpu(pids: dict[str, list[int]], seconds: float) -> dict[str, float]:
+    """CPU seconds per second each group of `pids` spends holding its streams with nothing
+    to send: the heartbeats (one per stream every 15 s), to subtract from a broadcast's."""
+    cpu = {name: sum(cpu_seconds(p) for p in group) for name, group in pids.items()}
+    time.sleep(seconds)
+    return {
+        name: (sum(cpu_seconds(p) for p in group) - cpu[name]) / seconds
+        for name, group in pids.items()
+    }
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -295,7 +313,7 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
     rows: list[dict[str, Any]] = []
     stopped: str | None = None
     started = time.monotonic()
-    with stack(plan, args.backlog) as (workers, nginx, ports), ExitStack() as held_open:
+    with stack(plan, args.backlog) as (workers, nginx, ports, redis), ExitStack() as held_open:
         apps = [w.pid for w in workers.values()]
         with LoadProcesses(nginx.url + "/events", 20 * plan.app_workers, processes=1):
             first = asyncio.run(publish_paced(nginx.url + "/publish", 1.0, 1.0, 0))  # warm-up
@@ -311,7 +329,9 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
             connect_start = Snapshot.now()
             t0 = time.monotonic()
             try:
-                added = open_listeners(urls, [shares[i] for i in new], args.opening)
+                added = open_listeners(
+                    urls, [shares[i] for i in new], args.opening, args.connect_timeout
+                )
             except RuntimeError as error:  # a listener process died: the watch, or a limit
                 stopped = watch.tripped or f"a listener process failed: {error}"
                 break
@@ -326,12 +346,14 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
             connects = [ready["connect"] for load in added for ready in load.ready]
             errors = sorted({e for load in added for ready in load.ready for e in ready["errors"]})
             row = measure_step(workers, nginx, loads, base, before, max(1, opened))
-            pids = {"app": apps, "nginx": nginx_workers(nginx),
+            pids = {"app": apps, "nginx": nginx_workers(nginx), "redis": [redis.pid],
                     "listeners": [p.pid for load in loads for p in load.processes]}  # fmt: skip
-            report, expected, first, cpu = broadcast(
+            idle = idle_cpu(pids, args.idle)
+            report, expected, first, used, wall = broadcast(
                 nginx.url + "/publish", loads, seen, first, args.messages, pids, args.wait
             )
             deliveries = max(1, len(report.delays))
+            cpu = {name: max(0.0, used[name] - idle[name] * wall) for name in used}
             row = {
                 "asked": sum(shares[: len(loads)]),
                 **row,
@@ -344,6 +366,10 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
                 "app µs/delivery": 1e6 * cpu["app"] / deliveries,
                 "nginx µs/delivery": 1e6 * cpu["nginx"] / deliveries,
                 "listener µs/delivery": 1e6 * cpu["listeners"] / deliveries,
+                "Redis µs/broadcast": 1e6 * cpu["redis"] / args.messages,
+                "idle CPU %: app": 100 * idle["app"],
+                "idle nginx": 100 * idle["nginx"],
+                "idle listeners": 100 * idle["listeners"],
                 "connect s": round(connect_s, 1),
                 "connect p99 ms": ms(max(c["p99"] for c in connects)),
                 "connect max ms": ms(max(c["max"] for c in connects)),
@@ -374,8 +400,9 @@ def report_run(
     print(format_table([{k: row[k] for k in columns} for row in rows]))
     burst = ("held", "connect s", "connect p99 ms", "connect max ms", "connects over 1 s",
              "listen overflows", "most fds: app", "nginx", "listener", "streams per app worker",
-             "app µs/delivery", "nginx µs/delivery", "listener µs/delivery")  # fmt: skip
-    print("\n## connects, descriptors and CPU per delivery at each step\n")
+             "app µs/delivery", "nginx µs/delivery", "listener µs/delivery",
+             "Redis µs/broadcast", "idle CPU %: app", "idle nginx", "idle listeners")  # fmt: skip
+    print("\n## connects, descriptors, CPU per delivery (above idle) and idle CPU at each step\n")
     print(format_table([{k: row[k] for k in burst} for row in rows]))
     final = rows[-1] if rows else {}
     lost = sum(abs(row["lost"]) + row["out of order"] for row in rows)
@@ -418,19 +445,22 @@ def main() -> None:
     parser.add_argument("--app-workers", type=int, default=8)
     parser.add_argument("--per-client", type=int, default=12_500, help="streams per listener")
     parser.add_argument("--messages", type=int, default=3, help="broadcasts at each step")
-    parser.add_argument("--opening", type=int, default=200, help="connects in flight, each")
+    parser.add_argument("--opening", type=int, default=50, help="connects in flight, each")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, help="s, each stream")
+    parser.add_argument("--idle", type=float, default=5.0, help="s held idle before broadcasts")
     parser.add_argument("--backlog", type=int, default=511, help="nginx's listen backlog")
     parser.add_argument("--wait", type=float, default=120.0, help="s a broadcast may take")
     parser.add_argument("--min-available-gib", type=float, default=4.0)
-    parser.add_argument("--out", type=Path, help="the JSON (default bench/bench_100k.json)")
+    parser.add_argument("--out", type=Path, help="JSON, plot beside (bench/bench_100k.json)")
     args = parser.parse_args()
     out, picture = HERE / "bench_100k.json", HERE / "capacity_100k.png"
     if args.smoke:
         args.streams, args.app_workers, args.per_client, args.messages = 3_000, 2, 1_500, 2
-        args.wait = 15.0
+        args.wait, args.idle = 15.0, 1.0
         scratch = Path(tempfile.gettempdir())
         out, picture = scratch / f"bench_100k_{os.getpid()}.json", scratch / "capacity_100k.png"
-    out = args.out or out
+    if args.out:  # the plot beside it
+        out, picture = args.out, args.out.with_suffix(".png")
     soft, hard = raise_open_files_limit()  # before the servers start: they inherit it
     plan = Plan.make(args.streams, soft, args.app_workers, args.per_client)
     print(

@@ -61,7 +61,7 @@ class StampedRecord(StreamRecord):
         self.delays.append(arrived - sent)
 
 
-async def _listen(url: str, n: int, opening: int) -> None:
+async def _listen(url: str, n: int, opening: int, connect_timeout: float = 10.0) -> None:
     """The listener process: hold `n` streams, answer commands from stdin until it closes."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
@@ -70,7 +70,9 @@ async def _listen(url: str, n: int, opening: int) -> None:
     def say(message: dict[str, Any]) -> None:
         print(json.dumps(message), flush=True)
 
-    async with HeldStreams(url, n, opening=opening, record=StampedRecord) as held:
+    async with HeldStreams(
+        url, n, opening=opening, connect_timeout=connect_timeout, record=StampedRecord
+    ) as held:
         records: list[StampedRecord] = held.records  # type: ignore[assignment]
         opened = sum(r.connected is not None for r in records)
         errors = sorted({r.error for r in records if r.error})
@@ -187,7 +189,15 @@ class Report:
 class LoadProcesses:
     """`n` listeners on `url`, spread over `processes` listener processes."""
 
-    def __init__(self, url: str, n: int, *, processes: int = 2, opening: int = 100) -> None:
+    def __init__(
+        self,
+        url: str,
+        n: int,
+        *,
+        processes: int = 2,
+        opening: int = 100,
+        connect_timeout: float = 10.0,
+    ) -> None:
         shares = [n // processes + (i < n % processes) for i in range(processes)]
         self.processes = [
             subprocess.Popen(
@@ -198,6 +208,7 @@ class LoadProcesses:
                     url,
                     str(share),
                     str(opening),
+                    str(connect_timeout),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -271,4 +282,4 @@ class LoadProcesses:
 
 
 if __name__ == "__main__":
-    asyncio.run(_listen(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    asyncio.run(_listen(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))

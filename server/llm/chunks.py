@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx2
 import openai
@@ -26,23 +26,38 @@ JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a numb
 
 
 def check_chunk(chunk: Any) -> dict[str, Any]:
-    """`chunk` if `relay_events` can read it, else `ValueError` saying which part is wrong."""
+    """`chunk` if `relay_events` can read it, else `ValueError` saying which part is wrong.
 
-    def expect(value: Any, kind: type, where: str, optional: bool = True) -> None:
-        if (value is None and optional) or (isinstance(value, kind) and type(value) is not bool):
-            return
-        got = JSON_NAMES.get(type(value), type(value).__name__)
-        raise ValueError(f"{where}: expected {JSON_NAMES[kind]}, got {got}")
-
-    expect(chunk, dict, "the chunk", optional=False)
-    expect(chunk.get("choices"), list, "choices")
-    for index, choice in enumerate(chunk.get("choices") or ()):
-        expect(choice, dict, f"choices[{index}]", optional=False)
-        expect(choice.get("delta"), dict, f"choices[{index}].delta")
-        expect((choice.get("delta") or {}).get("content"), str, f"choices[{index}].delta.content")
-        expect(choice.get("finish_reason"), str, f"choices[{index}].finish_reason")
-    expect(chunk.get("usage"), dict, "usage")
+    Every token passes here: the checks are inline, and the message (with the index of the
+    choice) is only written for a chunk that fails one.
+    """
+    if not isinstance(chunk, dict):
+        wrong(chunk, dict, "the chunk")
+    choices = chunk.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        wrong(choices, list, "choices")
+    for index, choice in enumerate(choices or ()):
+        if not isinstance(choice, dict):
+            wrong(choice, dict, f"choices[{index}]")
+        delta = choice.get("delta")
+        if delta is not None and not isinstance(delta, dict):
+            wrong(delta, dict, f"choices[{index}].delta")
+        content = delta.get("content") if delta else None
+        if content is not None and not isinstance(content, str):
+            wrong(content, str, f"choices[{index}].delta.content")
+        reason = choice.get("finish_reason")
+        if reason is not None and not isinstance(reason, str):
+            wrong(reason, str, f"choices[{index}].finish_reason")
+    usage = chunk.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        wrong(usage, dict, "usage")
     return chunk
+
+
+def wrong(value: Any, kind: type, where: str) -> NoReturn:
+    """Raise the `ValueError` for `value` at `where`, which is not the JSON `kind` expected."""
+    got = JSON_NAMES.get(type(value), type(value).__name__)
+    raise ValueError(f"{where}: expected {JSON_NAMES[kind]}, got {got}")
 
 
 def parse_chunk(data: str, request: httpx2.Request) -> dict[str, Any]:

@@ -98,15 +98,15 @@ class SplitStream:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.go = threading.Event()
+        self.request = b""
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
     def serve(self) -> None:
         connection, _ = self.listener.accept()
         with connection:
-            request = b""
-            while b"\r\n\r\n" not in request and (piece := connection.recv(4096)):
-                request += piece
+            while b"\r\n\r\n" not in self.request and (piece := connection.recv(4096)):
+                self.request += piece
             connection.sendall(self.HEAD + self.FIRST)
             if self.go.wait(DEADLINE):
                 connection.sendall(self.REST)
@@ -136,3 +136,30 @@ def test_an_event_cut_mid_line_comes_out_whole(read: Read, wait_for: Callable[..
         server.go.set()
         got, last = reading.result(DEADLINE)
     assert got == [Event("hello", "message", "7")] and last == "7"
+
+
+class EndlessText(SplitStream):
+    """A 200 `text/plain` that sends a first piece and then nothing until `go`: no stream."""
+
+    HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+    FIRST = b"not a stream"
+
+
+@READERS
+def test_a_wrong_answer_that_never_ends_is_refused_at_its_first_chunk(read: Read) -> None:
+    with EndlessText() as server, ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read, server.url, "/", {}, [])
+        with pytest.raises(NotAnEventStream, match=r"^200 text/plain: 'not a stream'$"):
+            reading.result(DEADLINE / 2)  # the server holds the rest for DEADLINE
+
+
+@READERS
+def test_an_accept_header_in_any_case_replaces_the_default(read: Read) -> None:
+    with SplitStream() as server, ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(read, server.url, "/", {"accept": "text/event-stream;q=1"}, [])
+        server.go.set()
+        reading.result(DEADLINE)
+    accepts = [
+        line for line in server.request.lower().split(b"\r\n") if line.startswith(b"accept:")
+    ]
+    assert accepts == [b"accept: text/event-stream;q=1"]

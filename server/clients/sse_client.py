@@ -36,7 +36,11 @@ __all__ = ["EventStream", "NotAnEventStream", "aconnect_sse", "connect_sse"]
 
 
 class NotAnEventStream(Exception):
-    """The answer was not `200 text/event-stream`: what came instead, in the message."""
+    """The answer was not `200 text/event-stream`: what came instead, in the message.
+
+    `body` is the answer's first chunk only: a wrong answer that never ends (a 200
+    `text/plain` stream) must be reported, not read to its end.
+    """
 
     def __init__(self, response: httpx2.Response, body: bytes) -> None:
         self.response = response
@@ -73,9 +77,12 @@ class EventStream:
             yield event
 
 
-def _headers(kwargs: dict[str, Any]) -> dict[str, str]:
-    """The request's headers, asking for a stream unless the caller asked for something else."""
-    return {"Accept": MEDIA_TYPE, **kwargs.pop("headers", {})}
+def _headers(kwargs: dict[str, Any]) -> httpx2.Headers:
+    """The request's headers, asking for a stream unless the caller asked for something else
+    (in any case: `accept` is the same header as `Accept`)."""
+    headers = httpx2.Headers(kwargs.pop("headers", None))
+    headers.setdefault("Accept", MEDIA_TYPE)
+    return headers
 
 
 def _is_event_stream(response: httpx2.Response) -> bool:
@@ -91,7 +98,7 @@ def connect_sse(
     """Send a request and yield its events; `NotAnEventStream` if the answer is not a stream."""
     with client.stream(method, url, headers=_headers(kwargs), **kwargs) as response:
         if not _is_event_stream(response):
-            raise NotAnEventStream(response, response.read())
+            raise NotAnEventStream(response, next(response.iter_bytes(), b""))
         yield EventStream(response)
 
 
@@ -102,5 +109,5 @@ async def aconnect_sse(
     """`connect_sse` for an `httpx2.AsyncClient`: iterate the stream with `async for`."""
     async with client.stream(method, url, headers=_headers(kwargs), **kwargs) as response:
         if not _is_event_stream(response):
-            raise NotAnEventStream(response, await response.aread())
+            raise NotAnEventStream(response, await anext(aiter(response.aiter_bytes()), b""))
         yield EventStream(response)

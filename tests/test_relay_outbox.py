@@ -71,6 +71,22 @@ def test_an_event_made_alone_goes_out_before_the_body_goes_on() -> None:
     assert bodies(sent) == [f"data: {n}\n\n".encode() for n in range(3)]
 
 
+def test_a_burst_goes_out_in_writes_of_a_few_kib_the_first_at_once() -> None:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def body() -> AsyncIterator[bytes]:
+        for n in range(2000):  # a whole reply at once (a cache, a fast model): 36 KB
+            yield f"data: {n:>10}\n\n".encode()
+
+    asyncio.run(HeartbeatResponse(body(), interval=60)(SCOPE, never_leaves, send))
+    written = bodies(sent)
+    assert b"".join(written) == b"".join(f"data: {n:>10}\n\n".encode() for n in range(2000))
+    assert len(written[0]) <= 4096 + 18, "the first event waited for the whole burst"
+
+
 def test_a_client_that_stops_reading_holds_the_body_back() -> None:
     made = 0
     stuck = asyncio.Event()

@@ -16,8 +16,10 @@ That task also sends in one write all the events the body made since its last on
 CPU per token (`bench/bench_relay.py`). An idle relay loses nothing by it: the writer runs as
 soon as the body waits for its upstream, so each event goes out at once, alone. A busy one
 reads many deltas per upstream read, and the writer, which runs only when the body waits,
-finds several events to join. For a slow client the body stops at `MAX_PENDING` bytes not
-yet taken by the writer: memory stays bounded, as when the body awaited each write itself.
+finds several events to join. The body hands over at most `MAX_PENDING` bytes at a time,
+then waits for the writer to take them: memory stays bounded for a client that stops
+reading (as when the body awaited each write itself), and the first event of a burst (a
+whole reply that arrived at once) waits for a hundred events or so, not for the whole burst.
 
 The body still runs in the response's own task, so cancellation reaches it as before: when
 the client leaves, the body's pending ``await`` raises `CancelledError` and its ``finally``
@@ -37,7 +39,7 @@ from starlette.types import Send
 from server.sse import MEDIA_TYPE, RESPONSE_HEADERS, comment
 
 HEARTBEAT = comment("ping")
-MAX_PENDING = 64 * 1024  # bytes of events the body may make ahead of a slow client
+MAX_PENDING = 4096  # bytes of events the body makes before the writer must take them
 
 
 class Outbox:

@@ -32,6 +32,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import openai
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -68,7 +69,7 @@ async def page(request: Request) -> Response:
     try:
         api.session_user(request)
     except SessionRefused:
-        settings: Settings = request.app.state.settings
+        settings: Settings = request.state.settings
         _user, value = new_cookie(settings.session_secret)
         response.headers.append("set-cookie", cookie_header(value, settings.session_max_age))
     return response
@@ -79,7 +80,7 @@ async def session(request: Request) -> Response:
     has none, its user otherwise; a forged cookie is refused (403), not replaced."""
     if request.cookies.get(COOKIE) is not None:
         return JSONResponse({"user": api.session_user(request), "new": False})
-    settings: Settings = request.app.state.settings
+    settings: Settings = request.state.settings
     user, value = new_cookie(settings.session_secret)
     cookie = cookie_header(value, settings.session_max_age)
     return JSONResponse({"user": user, "new": True}, headers={"set-cookie": cookie})
@@ -87,7 +88,7 @@ async def session(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     """Liveness: the process answers. Never depends on Redis (a restart would not help)."""
-    return JSONResponse({"status": "ok", "worker": request.app.state.settings.worker})
+    return JSONResponse({"status": "ok", "worker": request.state.settings.worker})
 
 
 async def readyz(request: Request) -> Response:
@@ -98,7 +99,7 @@ async def readyz(request: Request) -> Response:
     begins, so no request could ever see it. A balancer learns that a worker is leaving from
     refused connections (nginx tries the next worker), or is told first, as Kubernetes does
     by removing the pod from its endpoints before sending SIGTERM."""
-    state = request.app.state
+    state = request.state
     try:
         async with asyncio.timeout(1.0):
             await state.replies.redis.ping()
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """The app; `settings` default to the environment's, read when the worker starts."""
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         env = read_env()
         chosen = settings or Settings.from_env(env)
         upstream, limits = upstream_from_env(env), UpstreamSettings.from_env(env)
@@ -155,20 +156,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_retries=limits.max_retries,
         )
         redis = connect(chosen.redis_url, max_connections=chosen.redis_connections)
-        state = app.state
-        state.settings, state.metrics = chosen, Metrics()
-        state.streams = Slots(chosen.max_streams)  # open reply streams per user, this worker
-        state.replies = Replies(redis, chosen.history_cap, chosen.reply_ttl)
-        state.generations = Generations(state.replies, client, upstream, chosen, state.metrics)
-        sweeper = asyncio.create_task(state.generations.sweep_forever())
+        metrics = Metrics()
+        replies = Replies(redis, chosen.history_cap, chosen.reply_ttl)
+        generations = Generations(replies, client, upstream, chosen, metrics)
+        sweeper = asyncio.create_task(generations.sweep_forever())
         try:
-            yield
+            # The lifespan's state (Starlette's documented way): each request sees it as
+            # `request.state`, set once here, never module globals or `app.state` mutation.
+            yield {
+                "settings": chosen,
+                "metrics": metrics,
+                "streams": Slots(chosen.max_streams),  # open reply streams per user, this worker
+                "replies": replies,
+                "generations": generations,
+            }
         finally:
-            state.generations.closing = True
+            generations.closing = True
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await state.generations.shutdown()
+            await generations.shutdown()
             await client.close()
             await redis.aclose()
 

@@ -52,7 +52,7 @@ class AccessLog:
         request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         start, status, sent = time.monotonic(), 500, 0
-        worker = scope["app"].state.settings.worker  # Starlette puts itself in the scope
+        worker = scope["state"]["settings"].worker  # the lifespan's state, a copy per request
 
         async def send_logged(message: Message) -> None:
             nonlocal status, sent

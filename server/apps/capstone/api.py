@@ -103,7 +103,7 @@ async def refused(request: Request, error: Exception) -> Response:
     else:
         assert isinstance(error, BadIdempotencyKey)
         refusal = Refusal(400, "bad_request")
-    request.app.state.metrics.refused.labels(refusal.error).inc()
+    request.state.metrics.refused.labels(refusal.error).inc()
     return refusal_response(refusal, str(error))
 
 
@@ -120,7 +120,7 @@ async def redis_full(request: Request, error: Exception) -> Response:
 
 
 def session_user(request: Request) -> str:
-    settings: Settings = request.app.state.settings
+    settings: Settings = request.state.settings
     user = user_of(request.cookies.get(COOKIE), settings.session_secret, settings.session_max_age)
     request.state.user = user[:8]  # for the access log: enough to follow one user's requests
     return user
@@ -174,7 +174,7 @@ def parse_chat(value: Any, settings: Settings) -> tuple[str, str | None]:
 async def chat(request: Request) -> Response:
     """Accept a message: record it, start its reply, and say where to read the reply."""
     from_this_page(request)
-    state = request.app.state
+    state = request.state
     settings: Settings = state.settings
     user = session_user(request)
     message, conversation = parse_chat(await read_json(request, settings.max_body_bytes), settings)
@@ -224,7 +224,7 @@ async def chat(request: Request) -> Response:
 
 async def _own_reply(request: Request, user: str) -> Keys:
     reply = request.path_params["reply"]
-    keys = await request.app.state.replies.keys_of(reply) if REPLY_ID.fullmatch(reply) else None
+    keys = await request.state.replies.keys_of(reply) if REPLY_ID.fullmatch(reply) else None
     if keys is None or keys.user != user:  # another user's reply does not exist, for you
         raise Refused(404, "No such reply (it expired, or it is not yours).", "not_found")
     return keys
@@ -232,18 +232,18 @@ async def _own_reply(request: Request, user: str) -> Keys:
 
 async def events(request: Request) -> Response | ASGIApp:
     """The reply as an event stream, from the client's Last-Event-ID on."""
-    settings: Settings = request.app.state.settings
+    settings: Settings = request.state.settings
     keys = await _own_reply(request, session_user(request))
-    await request.app.state.replies.redis.set(  # which page read it last: see `leave`
+    await request.state.replies.redis.set(  # which page read it last: see `leave`
         f"cap:reader:{keys.reply}", page_of(request), ex=settings.reply_ttl
     )
     try:
         after = parse_stream_id(request.headers.get("last-event-id"))
-        if await already_ended(request.app.state.replies.redis, keys.reply, after):
+        if await already_ended(request.state.replies.redis, keys.reply, after):
             return Response(status_code=204)  # EventSource stops reconnecting on a 204
     except ValueError as error:
         raise Refused(400, str(error), "bad_request") from None
-    streams: Slots = request.app.state.streams
+    streams: Slots = request.state.streams
     if streams.held.total() >= settings.max_worker_streams:  # (nothing awaited until take)
         detail = (
             f"This server holds all the reply streams it may ({settings.max_worker_streams}, "
@@ -257,8 +257,8 @@ async def events(request: Request) -> Response | ASGIApp:
         )
         raise Refused(429, detail, "streams", {"Retry-After": "1"})
     body = reply_events(
-        request.app.state.replies.redis, keys.reply, after, heartbeat=settings.heartbeat,
-        retry_ms=settings.retry_ms, metrics=request.app.state.metrics,
+        request.state.replies.redis, keys.reply, after, heartbeat=settings.heartbeat,
+        retry_ms=settings.retry_ms, metrics=request.state.metrics,
         lifetime=settings.max_stream_seconds,
     )  # fmt: skip
     response = SendDeadline(sse_response(body), settings.send_timeout, lambda: None)
@@ -270,13 +270,11 @@ async def stop(request: Request) -> Response:
     from_this_page(request)
     user = session_user(request)
     keys = await _own_reply(request, user)
-    outcome = await request.app.state.replies.end(
-        keys, "stopped", {"message": "Stopped."}, user=user
-    )
+    outcome = await request.state.replies.end(keys, "stopped", {"message": "Stopped."}, user=user)
     if outcome != Outcome.OK:
         raise Refused(409, f"The reply has already ended ({outcome}).", "conflict")
-    request.app.state.metrics.replies.labels("stopped").inc()
-    generations: Generations = request.app.state.generations
+    request.state.metrics.replies.labels("stopped").inc()
+    generations: Generations = request.state.generations
     generations.cancel(keys.reply)  # here at once; on another worker at its next token or renewal
     return JSONResponse({"status": "stopped", "reply": keys.reply})
 
@@ -297,7 +295,7 @@ async def leave(request: Request) -> Response:
     from_this_page(request)
     keys = await _own_reply(request, session_user(request))
     await asyncio.sleep(LEAVE_GRACE)
-    reader = await request.app.state.replies.redis.get(f"cap:reader:{keys.reply}")
+    reader = await request.state.replies.redis.get(f"cap:reader:{keys.reply}")
     if reader is not None and reader != page_of(request):
         return JSONResponse({"status": "read by another page", "reply": keys.reply})
     return await stop(request)
@@ -308,10 +306,10 @@ async def conversation(request: Request) -> Response:
     conv = request.path_params["conversation"]
     if not history.CONVERSATION_ID.fullmatch(conv):
         raise Refused(400, "A conversation id is 32 hex digits.", "bad_request")
-    found: dict[str, Any] = await history.read(request.app.state.replies.redis, user, conv)
+    found: dict[str, Any] = await history.read(request.state.replies.redis, user, conv)
     return JSONResponse({"conversation": conv, **found})
 
 
 async def metrics(request: Request) -> Response:
-    metrics: Metrics = request.app.state.metrics
+    metrics: Metrics = request.state.metrics
     return Response(metrics.render(), media_type=CONTENT_TYPE)

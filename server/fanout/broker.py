@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from typing import Protocol, Self
 
@@ -156,7 +157,24 @@ def message_of(entry_id: str, fields: dict[str, str], key: str) -> Message | Non
     return Message(data, id=entry_id)
 
 
-class LiveFeed:
+class OpenedFeed(ABC):
+    """`async with feed:` opens it and closes it however the block ends: one copy for every feed."""
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class LiveFeed(OpenedFeed):
     """A feed of live messages only, for brokers that keep no history."""
 
     def __init__(self, hub: Hub) -> None:
@@ -168,13 +186,6 @@ class LiveFeed:
         if history:
             raise ValueError(f"the {broker.kind} broker keeps no history: ask without ?history")
         return cls(broker.hub)
-
-    async def __aenter__(self) -> Self:
-        self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
 
     def open(self) -> None:
         """Join the hub: from now on, every message this worker receives is queued here."""

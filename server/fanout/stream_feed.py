@@ -21,10 +21,10 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from enum import Enum
-from typing import Protocol, Self
+from typing import Protocol
 
 from server.event_ids import StreamId
-from server.fanout.broker import BrokerUnavailable
+from server.fanout.broker import BrokerUnavailable, OpenedFeed
 from server.fanout.hub import Hub, Message, Subscription
 from server.redis_client import RECONNECT_EVERY, REDIS_DOWN
 
@@ -63,7 +63,7 @@ class History(Protocol):
     def messages_after(self, last_id: str) -> AsyncIterator[Message]: ...
 
 
-class StreamFeed:
+class StreamFeed(OpenedFeed):
     """One client's messages from a stream: its catch-up first, then the live ones, each once."""
 
     def __init__(self, broker: History, after: StreamId | None, history: int) -> None:
@@ -79,13 +79,6 @@ class StreamFeed:
     @property
     def phase(self) -> Phase:
         return self._phase
-
-    async def __aenter__(self) -> Self:
-        self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.close()
 
     def open(self) -> None:
         """Join the hub before reading anything: this is what leaves no gap (see above)."""

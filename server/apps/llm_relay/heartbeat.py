@@ -18,8 +18,10 @@ soon as the body waits for its upstream, so each event goes out at once, alone. 
 reads many deltas per upstream read, and the writer, which runs only when the body waits,
 finds several events to join. The body hands over at most `MAX_PENDING` bytes at a time,
 then waits for the writer to take them: memory stays bounded for a client that stops
-reading (as when the body awaited each write itself), and the first event of a burst (a
-whole reply that arrived at once) waits for a hundred events or so, not for the whole burst.
+reading (as when the body awaited each write itself), and an event of a burst (a whole
+reply that arrived at once) waits for a hundred events or so, not for the whole burst. The
+first event waits for none: the body hands it over alone, since time to first token is
+what a reader sees most.
 
 The body still runs in the response's own task, so cancellation reaches it as before: when
 the client leaves, the body's pending ``await`` raises `CancelledError` and its ``finally``
@@ -56,6 +58,7 @@ class Outbox:
         self._loop = asyncio.get_running_loop()
         self._pending: list[bytes | memoryview] = []
         self._size = 0  # bytes in `_pending`
+        self._first = True  # nothing taken by the writer yet
         self._finished = False  # the body has ended: write what is left, then stop
         self._beat_due = False
         self._writer: asyncio.Future[None] | None = None  # the writer, waiting for work
@@ -68,7 +71,7 @@ class Outbox:
         self._pending.append(chunk)
         self._size += len(chunk)
         self._wake_writer()
-        return self._size >= MAX_PENDING
+        return self._size >= MAX_PENDING or self._first
 
     async def room(self) -> None:
         """Wait until the writer has taken what is pending (a slow client's backpressure)."""
@@ -92,7 +95,7 @@ class Outbox:
                 if pending:
                     body = pending[0] if len(pending) == 1 else b"".join(pending)
                     pending.clear()
-                    self._size = 0
+                    self._size, self._first = 0, False
                     if self._body is not None and not self._body.done():
                         self._body.set_result(None)
                     await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -11,9 +11,10 @@ Two measurements, each side by side with the direct call, in one run:
    who the bottleneck is.
 
 The upstream is configured to cost nothing (no time to first token, no pacing), so what is
-measured is the relay: reading and parsing each upstream chunk, the SSE encoding, one ASGI
-send per event, the extra hop. Goals: added TTFT median <= 5 ms and p99 <= 15 ms; >= 10,000
-relayed tokens/s per worker.
+measured is the relay: reading and parsing each upstream chunk, the SSE encoding, the ASGI
+sends, the extra hop. Goals (issue 25), as ratios that survive a noisy shared machine: added
+TTFT p99 <= 5 ms; relayed tokens/s at least 0.6 of direct in the same run; the relay's CPU
+per token at most the upstream's (the fake model: a JSON chunk and a write per token).
 
 The clients are raw asyncio sockets (HTTP/1.1, `Connection: close`) so that their own cost is
 small and the same for both paths. Run: `.venv/bin/python bench/bench_relay.py`
@@ -139,14 +140,17 @@ def main() -> None:
     head = ("tokens", "seconds", "tokens/s", "client", "upstream", "relay")
     print(f"  {'':10}" + "".join(f" {h:>9}" for h in head))
     for name, tokens, seconds, micros in rows:
-        cpu = "".join(f" {m:9.1f}" for m in micros)
-        print(f"  {name:10} {tokens:9} {seconds:9.2f} {tokens / seconds:9.0f}{cpu}")
+        cells = "".join(f" {m:9.1f}" for m in micros)
+        print(f"  {name:10} {tokens:9} {seconds:9.2f} {tokens / seconds:9.0f}{cells}")
 
-    relay_rate = rows[1][1] / rows[1][2]
+    rates = [tokens / seconds for _, tokens, seconds, _ in rows]
+    upstream_cpu, relay_cpu = rows[1][3][1], rows[1][3][2]  # both while relaying
+    print(f"\n  relayed/direct tokens/s {rates[1] / rates[0]:.2f}", end="; ")
+    print(f"relay/upstream CPU per token {relay_cpu / upstream_cpu:.2f}")
     goals = (
-        ("added TTFT median <= 5 ms", statistics.median(added) <= 0.005),
-        ("added TTFT p99 <= 15 ms", p99(added) <= 0.015),
-        ("relayed tokens/s >= 10,000", relay_rate >= 10_000),
+        ("added TTFT p99 <= 5 ms", p99(added) <= 0.005),
+        ("relayed tokens/s >= 0.6 of direct", rates[1] >= 0.6 * rates[0]),
+        ("relay CPU per token <= the upstream's", relay_cpu <= upstream_cpu),
     )
     print()
     for goal, met in goals:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from _pytest.nodeid import NodeId
 
 from server.course.browser import BrowserNotFoundError, find_chromium, launch_options
 from server.course.launcher import Server, start_app, start_redis
@@ -50,6 +51,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         kind[group] = min([kind.get(group, len(SLOW_KINDS)), *marked])
         count[group] = count.get(group, 0) + 1
     items.sort(key=lambda item: (kind[g := groups[item]], -count[g], g))
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")  # a second one
+def pytest_collection_modifyitems_named_groups(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Make `--dist loadgroup` group at all: xdist (3.8) tells its scheduler a test's group
+    by appending `@group` to the test's node id, but writes the field that pytest before 9.2
+    read the id from; pytest 9.2 builds it from `_id`, so no group ever reached the scheduler
+    (pytest-dev/pytest-xdist#1386) and every test went out on its own: a module's stack
+    started on each worker that got one of its tests. Here the id gets its `@group` as xdist
+    meant, after xdist's own attempt (a no-op when that one took)."""
+    if not getattr(config.option, "loadgroup", False):  # in xdist workers, --dist loadgroup
+        return
+    for item in items:
+        mark = item.get_closest_marker("xdist_group")
+        if mark is None or "@" in item.nodeid.rpartition("]")[2]:
+            continue
+        item._id = NodeId.parse(f"{item.nodeid}@{mark.args[0]}")
 
 
 @pytest.fixture

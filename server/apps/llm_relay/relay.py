@@ -58,9 +58,8 @@ async def relay_events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[b
                 content = (choice.get("delta") or {}).get("content")
                 if content:
                     sent += 1
-                    # One event, one write. Joining the events that arrived together into one
-                    # write would save CPU, but the client hands the body over one upstream
-                    # HTTP chunk, so one delta, at a time (bench/README.md).
+                    # One event per delta; the response joins the events made while it was
+                    # writing into one write (`heartbeat.Outbox`, bench/README.md).
                     yield encode_json({"delta": content})
                 if choice.get("finish_reason") is not None:
                     finish_reason = choice["finish_reason"]

@@ -2,8 +2,8 @@
 
 A worker holds many open streams and receives each broadcast message once (from its own
 publish, from Redis). The hub hands that message to every client's queue with
-`put_nowait`: a put that cannot wait. The stream of each client reads its own queue at its
-own pace. So the fan-out costs one quick loop per message, however slow any client is.
+`Subscription.offer`: a put that cannot wait. The stream of each client reads its own queue
+at its own pace. So the fan-out costs one quick loop per message, however slow any client is.
 
 Each queue is bounded. A client whose queue is full is not keeping up (its network is slow,
 or it stopped reading and its TCP window filled): the hub **drops** it instead of waiting or

@@ -29,9 +29,15 @@ The limits, each met on the way and sized for here, not hidden:
   that overflows it is not refused: the SYN is dropped and retried after 1 s. The bench
   reports the kernel's `ListenOverflows` and the connects that took over 1 s.
 - **Memory**: RSS of each app worker and nginx worker before and with the streams held (KiB
-  per stream), and the machine's `MemAvailable` difference over the streams held (everything:
-  listeners, kernel socket buffers). A watchdog stops the listeners (by PID) if available
-  memory falls under `--min-available-gib`.
+  per stream), the listeners' RSS, and "all": those plus the kernel's TCP buffers; beside it
+  the machine's `MemAvailable` difference over the streams held, which on a shared machine
+  moves with everyone else's work too (it can even fall below zero). A watchdog stops the
+  listeners (by PID) if available memory falls under `--min-available-gib`.
+- **CPU**, the limit a shared 2-core machine meets first: a heartbeat is a write in the app, in
+  nginx and in the listener, and 100,000 streams at the app's 15 s are 6,700 a second. At a
+  load average of 20 the listeners then got too little CPU to finish their last connects
+  within `--connect-timeout`; `--heartbeat 60` (safe behind nginx's 1 h read timeout) is a
+  quarter of that work. Each step reports the CPU of holding the streams idle.
 
 The streams are added in steps (1/8, 1/4, 1/2, 3/4, all), and at each step `--messages`
 broadcasts go out one at a time, each waited for at every stream before the next: delivery
@@ -41,8 +47,9 @@ it (`bench/bench_100k.json`), which lesson 09 reads.
 
 The machine is shared (2 cores, with other work): every step records the load average.
 
-Run: `.venv/bin/python bench/bench_100k.py` (about 10 minutes), `--streams 20000` for less,
-`--smoke` for 3,000 streams in under a minute (tests/test_bench_runs.py): exits 1 when a
+Run: `.venv/bin/python bench/bench_100k.py --heartbeat 60 --messages 2 --idle 3` (about 7
+minutes and 6 GiB at a load average of 16; bench/README.md), `--streams 20000` for less,
+`--smoke` for 3,000 streams in under a minute (tests/test_bench_runs.py). Exits 1 when a
 stream did not open or a delivery was lost.
 """
 
@@ -58,6 +65,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import redis as redis_sync
 
 from server.clients.broadcast_load import LoadProcesses, Report, publish_paced
 from server.clients.machine import (
@@ -115,8 +124,10 @@ class Plan:
         return [self.streams // self.clients + (i < self.streams % self.clients)
                 for i in range(self.clients)]  # fmt: skip
 
-    def steps(self) -> list[int]:
-        """How many listener processes are open at each step."""
+    def steps(self, growth: bool = True) -> list[int]:
+        """How many listener processes are open at each step (one step of all: no growth)."""
+        if not growth:
+            return [self.clients]
         return sorted({max(1, math.ceil(f * self.clients)) for f in STEPS})
 
     def limits(self) -> list[dict[str, object]]:
@@ -168,11 +179,11 @@ class MemoryWatch:
 
 @contextmanager
 def stack(
-    plan: Plan, backlog: int
+    plan: Plan, backlog: int, heartbeat: float
 ) -> Iterator[tuple[dict[str, Server], Server, list[int], Server]]:
     """Redis, the app workers and nginx (one extra port per listener process), all by PID."""
     with ExitStack() as stop, start_redis() as redis:
-        env = {"BROKER": "streams", "REDIS_URL": redis.url}
+        env = {"BROKER": "streams", "REDIS_URL": redis.url, "HEARTBEAT": str(heartbeat)}
         names = [f"w{i}" for i in range(plan.app_workers)]
         workers = start_workers(ROOM, names, env=env)
         for worker in workers.values():
@@ -229,11 +240,15 @@ def measure_step(
     clients = [p.pid for load in loads for p in load.processes]
     now = Snapshot.now()
     counts = [hub_clients(w) for w in workers.values()]
+    app = sum(rss_kib(p) - base[p] for p in apps)
+    proxy = sum(rss_kib(p) - base[p] for p in proxies)
+    listeners = sum(rss_kib(p) for p in clients)
     return {
         "held": held,
-        "app KiB/stream": sum(rss_kib(p) - base[p] for p in apps) / held,
-        "nginx KiB/stream": sum(rss_kib(p) - base[p] for p in proxies) / held,
-        "listener KiB/stream": sum(rss_kib(p) for p in clients) / held,
+        "app KiB/stream": app / held,
+        "nginx KiB/stream": proxy / held,
+        "listener KiB/stream": listeners / held,
+        "all KiB/stream": (app + proxy + listeners + now.tcp_buffers_kib) / held,
         "machine KiB/stream": (before.available_kib - now.available_kib) / held,
         "kernel TCP buffers MiB": now.tcp_buffers_kib / 1024,
         "streams per app worker": f"{min(counts):,}-{max(counts):,}",
@@ -247,25 +262,60 @@ def measure_step(
 
 def broadcast(
     url: str, loads: list[LoadProcesses], seen: list[int], first: int, messages: int,
-    pids: dict[str, list[int]], wait: float,
-) -> tuple[Report, int, int, dict[str, float], float]:  # fmt: skip
+    pids: dict[str, list[int]], wait: float, run_id: str,
+) -> tuple[Report, int, int, dict[str, float], float, int]:  # fmt: skip
     """`messages` broadcasts, one at a time, each waited for at every stream before the next.
 
     Returns the merged report, the deliveries expected, the next message number, and the CPU
     seconds each group of `pids` spent meanwhile, and the wall time."""
     for load in loads:
         load.report()  # from here on
+    refused = 0
     started = time.monotonic()
     cpu = {name: sum(cpu_seconds(p) for p in group) for name, group in pids.items()}
     for _ in range(messages):
-        first = asyncio.run(publish_paced(url, 1.0, 1.0, first))
+        refused += publish_one(url, first, run_id)
+        first += 1
         for i, load in enumerate(loads):
             seen[i] += 1
             load.wait(seen[i], timeout=wait)  # one that fell short shows as lost below
     used = {name: sum(cpu_seconds(p) for p in group) - cpu[name] for name, group in pids.items()}
     report = Report.merge([load.report() for load in loads])
     expected = messages * sum(load.opened for load in loads)
-    return report, expected, first, used, time.monotonic() - started
+    return report, expected, first, used, time.monotonic() - started, refused
+
+
+def publish_one(url: str, n: int, run_id: str, tries: int = 5) -> int:
+    """POST `{"n", "t"}`; on a 503, again after its Retry-After, with the same body and
+    `Idempotency-Key` (so a retry cannot store it twice). Returns the 503s it got.
+
+    On a loaded machine a worker busy fanning out can read Redis's answer to XADD after the
+    app's 2 s command timeout: the publisher gets a 503, as a real one would, and retries."""
+    body = json.dumps({"n": n, "t": time.time()}).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": f"{run_id}-{n}"}
+    for refused in range(tries):
+        request = urllib.request.Request(url, body, headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                if answer.status == 201:
+                    return refused
+        except urllib.error.HTTPError as error:
+            if error.code != 503:
+                raise RuntimeError(f"publish {n}: {error.code} {error.read()[:200]!r}") from None
+            time.sleep(float(error.headers.get("Retry-After", "1")))
+    raise RuntimeError(f"publish {n}: 503 {tries} times in a row")
+
+
+def redis_work(redis: Server) -> tuple[int, int]:
+    """(calls, µs) Redis has spent on XADD and XREAD so far (`INFO commandstats`): the fan-out's
+    whole cost there, one XADD per publish and one XREAD per app worker per wake-up."""
+    client = redis_sync.Redis.from_url(redis.url, socket_timeout=30)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    mine = [stats.get(f"cmdstat_{name}", {}) for name in ("xadd", "xread")]
+    return sum(int(s.get("calls", 0)) for s in mine), sum(int(s.get("usec", 0)) for s in mine)
 
 
 def idle_cpu(pids: dict[str, list[int]], seconds: float) -> dict[str, float]:
@@ -287,7 +337,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
     figure, (memory, delay) = plt.subplots(1, 2, figsize=(9, 3.4))
     x = [row["held"] for row in rows]
-    for key, label in (("machine KiB/stream", "machine (MemAvailable)"),
+    for key, label in (("all KiB/stream", "all (+ kernel TCP buffers)"),
                        ("app KiB/stream", "app workers"), ("nginx KiB/stream", "nginx workers"),
                        ("listener KiB/stream", "listener processes")):  # fmt: skip
         memory.plot(x, [row[key] for row in rows], marker="o", label=label)
@@ -295,12 +345,13 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     delay.plot(x, [row["p50 ms"] for row in rows], marker="o", label="p50")
     delay.plot(x, [row["max ms"] for row in rows], marker=".", linestyle=":", label="max")
     memory.set(xlabel="streams held", ylabel="KiB per stream")
-    memory.set_ylim(bottom=0)
+    memory.set_ylim(0, 1.5 * max(row["all KiB/stream"] for row in rows))  # room for the legend
     delay.set(xlabel="streams held", ylabel="one broadcast to all (ms)")
     delay.set_ylim(bottom=0)
+    memory.legend(fontsize=8, loc="upper center", ncol=2)
+    delay.legend(fontsize=8, loc="upper left")
     for axes in (memory, delay):
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
         axes.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
@@ -313,7 +364,9 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
     rows: list[dict[str, Any]] = []
     stopped: str | None = None
     started = time.monotonic()
-    with stack(plan, args.backlog) as (workers, nginx, ports, redis), ExitStack() as held_open:
+    run_id = f"bench100k-{os.getpid()}-{int(time.time())}"
+    servers = stack(plan, args.backlog, args.heartbeat)
+    with servers as (workers, nginx, ports, redis), ExitStack() as held_open:
         apps = [w.pid for w in workers.values()]
         with LoadProcesses(nginx.url + "/events", 20 * plan.app_workers, processes=1):
             first = asyncio.run(publish_paced(nginx.url + "/publish", 1.0, 1.0, 0))  # warm-up
@@ -323,7 +376,7 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
         seen: list[int] = []
         shares = plan.shares()
         watch = held_open.enter_context(MemoryWatch(int(args.min_available_gib * 2**20)))
-        for step in plan.steps():
+        for step in plan.steps(not args.no_growth):
             new = range(len(loads), step)
             urls = [f"http://{LOOPBACK}:{ports[i]}/events" for i in new]
             connect_start = Snapshot.now()
@@ -346,14 +399,20 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
             connects = [ready["connect"] for load in added for ready in load.ready]
             errors = sorted({e for load in added for ready in load.ready for e in ready["errors"]})
             row = measure_step(workers, nginx, loads, base, before, max(1, opened))
-            pids = {"app": apps, "nginx": nginx_workers(nginx), "redis": [redis.pid],
+            pids = {"app": apps, "nginx": nginx_workers(nginx),
                     "listeners": [p.pid for load in loads for p in load.processes]}  # fmt: skip
             idle = idle_cpu(pids, args.idle)
-            report, expected, first, used, wall = broadcast(
-                nginx.url + "/publish", loads, seen, first, args.messages, pids, args.wait
-            )
+            redis_before = redis_work(redis)
+            report, expected, first, used, wall, refused = broadcast(
+                nginx.url + "/publish", loads, seen, first, args.messages, pids, args.wait,
+                run_id,
+            )  # fmt: skip
             deliveries = max(1, len(report.delays))
             cpu = {name: max(0.0, used[name] - idle[name] * wall) for name in used}
+            redis_calls, redis_us = (
+                after - before
+                for after, before in zip(redis_work(redis), redis_before, strict=True)
+            )
             row = {
                 "asked": sum(shares[: len(loads)]),
                 **row,
@@ -361,12 +420,14 @@ def run(args: argparse.Namespace, plan: Plan, out: Path, picture: Path) -> int:
                 "p99 ms": ms(percentile(report.delays, 99)),
                 "max ms": ms(max(report.delays, default=0.0)),
                 "lost": expected - len(report.delays),
+                "publishes refused (503), retried": refused,
                 "out of order": sum(shares[: len(loads)]) - report.in_order,
                 "problems": report.problems[:3],
                 "app µs/delivery": 1e6 * cpu["app"] / deliveries,
                 "nginx µs/delivery": 1e6 * cpu["nginx"] / deliveries,
                 "listener µs/delivery": 1e6 * cpu["listeners"] / deliveries,
-                "Redis µs/broadcast": 1e6 * cpu["redis"] / args.messages,
+                "Redis µs/broadcast": redis_us / args.messages,
+                "Redis calls/broadcast": redis_calls / args.messages,
                 "idle CPU %: app": 100 * idle["app"],
                 "idle nginx": 100 * idle["nginx"],
                 "idle listeners": 100 * idle["listeners"],
@@ -392,18 +453,23 @@ def report_run(
     elapsed: float, out: Path, picture: Path,
 ) -> int:  # fmt: skip
     """Print the tables, write the JSON and the plot; the exit status."""
-    columns = ("asked", "held", "p50 ms", "p99 ms", "max ms", "lost", "out of order",
-               "app KiB/stream",
-               "nginx KiB/stream", "listener KiB/stream", "machine KiB/stream", "load")  # fmt: skip
+    tables = {
+        f"growth: {args.messages} broadcasts at each step, one at a time": (
+            "asked", "held", "p50 ms", "p99 ms", "max ms", "lost", "out of order",
+            "app KiB/stream", "nginx KiB/stream", "listener KiB/stream", "all KiB/stream",
+            "machine KiB/stream", "load"),
+        "connects and descriptors (most in one process) at each step": (
+            "held", "connect s", "connect p99 ms", "connect max ms", "connects over 1 s",
+            "listen overflows", "refused", "publishes refused (503), retried", "most fds: app",
+            "nginx", "listener", "streams per app worker"),
+        "CPU per delivery above idle, Redis per broadcast, CPU held idle (% of a core)": (
+            "held", "app µs/delivery", "nginx µs/delivery", "listener µs/delivery",
+            "Redis µs/broadcast", "Redis calls/broadcast", "idle CPU %: app", "idle nginx",
+            "idle listeners"),
+    }  # fmt: skip
     print(f"\n## limits\n\n{format_table(plan.limits())}")
-    print(f"\n## growth: {args.messages} broadcasts at each step, one at a time\n")
-    print(format_table([{k: row[k] for k in columns} for row in rows]))
-    burst = ("held", "connect s", "connect p99 ms", "connect max ms", "connects over 1 s",
-             "listen overflows", "most fds: app", "nginx", "listener", "streams per app worker",
-             "app µs/delivery", "nginx µs/delivery", "listener µs/delivery",
-             "Redis µs/broadcast", "idle CPU %: app", "idle nginx", "idle listeners")  # fmt: skip
-    print("\n## connects, descriptors, CPU per delivery (above idle) and idle CPU at each step\n")
-    print(format_table([{k: row[k] for k in burst} for row in rows]))
+    for title, columns in tables.items():
+        print(f"\n## {title}\n\n{format_table([{k: row[k] for k in columns} for row in rows])}")
     final = rows[-1] if rows else {}
     lost = sum(abs(row["lost"]) + row["out of order"] for row in rows)
     complete = bool(rows) and final["held"] == plan.streams and lost == 0
@@ -421,7 +487,8 @@ def report_run(
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "python": platform.python_version(),
         "cores": os.cpu_count(),
-        "plan": vars(plan) | {"backlog": args.backlog, "messages": args.messages},
+        "plan": vars(plan)
+        | {"backlog": args.backlog, "messages": args.messages, "heartbeat": args.heartbeat},
         "limits": plan.limits(),
         "steps": rows,
         "stopped": stopped,
@@ -433,7 +500,8 @@ def report_run(
     if len(rows) > 1:
         title = (f"{plan.app_workers} app workers, {plan.nginx_workers} nginx workers, "
                  f"{plan.clients} listener processes, Redis Streams; {os.cpu_count()} cores, "
-                 "shared")  # fmt: skip
+                 f"shared (load average {min(r['load'] for r in rows):.0f}-"
+                 f"{max(r['load'] for r in rows):.0f})")  # fmt: skip
         plot(rows, picture, title)
     return 0 if complete else 1
 
@@ -449,6 +517,8 @@ def main() -> None:
     parser.add_argument("--connect-timeout", type=float, default=30.0, help="s, each stream")
     parser.add_argument("--idle", type=float, default=5.0, help="s held idle before broadcasts")
     parser.add_argument("--backlog", type=int, default=511, help="nginx's listen backlog")
+    parser.add_argument("--heartbeat", type=float, default=15.0, help="s, the app's HEARTBEAT")
+    parser.add_argument("--no-growth", action="store_true", help="all streams in one step")
     parser.add_argument("--wait", type=float, default=120.0, help="s a broadcast may take")
     parser.add_argument("--min-available-gib", type=float, default=4.0)
     parser.add_argument("--out", type=Path, help="JSON, plot beside (bench/bench_100k.json)")

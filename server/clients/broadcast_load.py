@@ -282,4 +282,5 @@ class LoadProcesses:
 
 
 if __name__ == "__main__":
-    asyncio.run(_listen(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
+    timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 10.0  # the connect timeout, optional
+    asyncio.run(_listen(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), timeout))

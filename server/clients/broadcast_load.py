@@ -113,9 +113,11 @@ async def _listen(url: str, n: int, opening: int, connect_timeout: float = 10.0)
 
 
 def connect_summary(seconds: list[float]) -> dict[str, float | int]:
-    """Connect times (to the response headers): p50, p99, max, and how many took over 1 s,
-    the first SYN retransmission: a connect that waited that long was dropped by a full
-    listen backlog once (a burst of connects meets `somaxconn` there, not an error)."""
+    """Connect times (to the response headers): p50, p99, max, and how many took over 1 s.
+
+    1 s is the first SYN retransmission: a connect dropped by a full listen backlog takes at
+    least that long (a burst meets the backlog that way, not as an error). But so does one
+    queued behind a busy server: the kernel's `ListenOverflows` says which it was."""
     return {
         "p50": percentile(seconds, 50),
         "p99": percentile(seconds, 99),

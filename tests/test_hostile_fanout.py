@@ -51,7 +51,9 @@ def test_a_hung_redis_is_a_503_within_the_clients_patience(
         finally:
             os.kill(redis.pid, signal.SIGCONT)
         assert answer.status_code == 503, answer.text
-        assert answer.headers["retry-after"] and "not" in answer.json()["detail"].lower()
+        # Hung, not down: the XADD may have run, so the answer may not say "NOT stored".
+        assert answer.headers["retry-after"], answer.headers
+        assert "may or may not have been stored" in answer.json()["detail"], answer.text
         again = httpx2.post(app.url + path, json=body, timeout=PATIENCE)
         assert again.status_code in (201, 202), again.text  # and it recovers
 

@@ -24,6 +24,7 @@ from typing import Protocol, Self
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.event_ids import StreamId
 from server.fanout.hub import Hub, Message, Subscription
@@ -40,7 +41,18 @@ class BrokerUnavailable(Exception):
 
 
 def unavailable(error: Exception) -> str:
-    """What a refused publish says: what happened, that nothing was stored, what to do."""
+    """What a refused publish says: what happened, whether it was stored, what to do.
+
+    A refused or reset connection stored nothing. A timeout is not so sure: the command may
+    have run and only its answer been late, so the message may be in the stream; a retry with
+    the same Idempotency-Key stores it once either way.
+    """
+    if isinstance(error, RedisTimeoutError | TimeoutError):
+        return (
+            f"Redis did not answer in time ({type(error).__name__}: {error}): the message may or "
+            "may not have been stored. Retry later with the same Idempotency-Key: it is stored "
+            "once either way."
+        )
     return (
         f"Redis is unreachable ({type(error).__name__}: {error}): the message was NOT stored. "
         "Retry later (with the same Idempotency-Key)."

@@ -16,6 +16,12 @@ from typing import Any, Self
 from server.apps.capstone.lua import key, script
 
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+# The fence of every write by a generation's owner: still the owner, and the reply still running.
+_FENCE = (
+    "if redis.call('HGET', gen, 'owner') ~= owner then return 'lost' end\n"
+    "local status = redis.call('HGET', gen, 'status')\n"
+    "if status ~= 'running' then return status end\n"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,11 +137,8 @@ class Renew:
 RENEW = script(
     Renew,
     _NOW
-    + """
-if redis.call('HGET', gen, 'owner') ~= owner then return 'lost' end
-local status = redis.call('HGET', gen, 'status')
-if status ~= 'running' then return status end
-redis.call('ZADD', leases, now + tonumber(lease_ms), reply)
+    + _FENCE
+    + """redis.call('ZADD', leases, now + tonumber(lease_ms), reply)
 return 'ok'
 """,
 )
@@ -157,11 +160,8 @@ class Append:
 
 APPEND = script(
     Append,
-    """
-if redis.call('HGET', gen, 'owner') ~= owner then return 'lost' end
-local status = redis.call('HGET', gen, 'status')
-if status ~= 'running' then return status end
-if redis.call('HGET', gen, 'written') == write then return 'ok' end
+    _FENCE
+    + """if redis.call('HGET', gen, 'written') == write then return 'ok' end
 if tonumber(redis.call('HGET', gen, 'next')) ~= tonumber(index) then return 'out of order' end
 redis.call('XADD', stream, '*', 'data', data)
 redis.call('HSET', gen, 'next', tonumber(index) + 1, 'written', write)

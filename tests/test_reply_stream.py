@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
 
 from server.clients.reply_stream import TERMINAL, follow_reply, write_reply
-from server.course.launcher import Server, start_redis
+from server.course.launcher import Server
 from server.sse import Event
 
 pytestmark = pytest.mark.redis
@@ -19,24 +19,14 @@ Scenario = Callable[[aioredis.Redis], Awaitable[None]]
 Runner = Callable[[Scenario], None]
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[Server]:
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def run(redis_server: Server) -> Runner:
-    """Run an async scenario against an emptied Redis, with a fresh client."""
+def run(redis: Server) -> Runner:
+    """Run an async scenario against conftest's empty Redis, with a fresh client."""
 
     def runner(scenario: Scenario) -> None:
         async def main() -> None:
-            client = aioredis.from_url(redis_server.url, decode_responses=True)
+            client = aioredis.from_url(redis.url, decode_responses=True)
             try:
-                await client.flushall()
                 await scenario(client)
             finally:
                 await client.aclose()

@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 
-from server.apps.llm_relay import relay_events
+from server.apps.llm_relay.relay import relay_events
 from server.clients.llm_stream import Reply, assemble_reply
 from server.course import llm_checks
 from server.course.launcher import start_app

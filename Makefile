@@ -36,6 +36,7 @@ test:  ## set up, then run every check CI runs
 	$(MAKE) --no-print-directory $(TOGETHER) lint test-unit test-solutions test-notebooks
 
 test-quick:  ## the edit-test loop: lint and the tests without browsers, bench runs and stage checks
+	@tools/setup.sh eslint
 	$(VENV)/bin/ruff check .
 	$(PYTEST) $(XDIST) -q -m "not browser and not bench and not stage" tests
 
